@@ -1,0 +1,51 @@
+# signpipe: every target creates the project's own virtual environment (.venv) on first use,
+# from the committed lock file (uv.lock), with nothing pre-installed but Python 3.11/3.12.
+
+PYTHON ?= python3
+VENV   := .venv
+TOOLS  := .tools
+UV     := $(TOOLS)/bin/uv
+UV_VERSION := 0.13.8
+STAMP  := $(VENV)/.signpipe-synced
+RUN_DIR ?= runs/smoke-$(shell date +%Y%m%d-%H%M%S)
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run test test-slow test-all bench lock clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --extra dev --python $(PYTHON)
+	@touch $@
+
+setup: $(STAMP) ## Create/refresh .venv from uv.lock
+	@echo "environment ready: $(VENV)"
+
+run: $(STAMP) ## Run the main job: the local smoke run (synthetic corpus, validated)
+	$(VENV)/bin/signpipe data synth fingerspelling --out $(RUN_DIR)/corpus --sequences 200 --seed 0
+	$(VENV)/bin/signpipe data validate $(RUN_DIR)/corpus
+
+test: $(STAMP) ## Run the default test suite (fast; slow tests excluded)
+	$(VENV)/bin/python -m pytest -q
+
+test-slow: $(STAMP) ## Run only the slow tests (end-to-end runs)
+	$(VENV)/bin/python -m pytest -q -m slow
+
+test-all: $(STAMP) ## Run every test, slow ones included
+	$(VENV)/bin/python -m pytest -q -m "slow or not slow"
+
+bench: $(STAMP) ## Run every benchmark under benchmarks/ (prints figures)
+	@for b in benchmarks/*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done
+
+lock: | $(UV) ## Re-resolve uv.lock after editing pyproject.toml
+	$(UV) lock
+
+clean: ## Remove the environments and generated runs
+	rm -rf $(VENV) $(TOOLS) runs .pytest_cache

@@ -1,0 +1,5 @@
+import sys
+
+from signpipe.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Corpora: Kaggle layouts, readers and writers, validation, synthetic corpora."""
