@@ -39,10 +39,11 @@ def _root(
 
 
 def _register() -> None:
-    from signpipe.cli import data
+    from signpipe.cli import data, extract
 
     app.add_typer(data.app, name="data")
-    for name in ("landmarks",):
+    app.command("extract")(extract.extract)
+    for name in ("landmarks", "images", "train"):
         try:
             module = __import__(f"signpipe.cli.{name}", fromlist=["app"])
         except ModuleNotFoundError as exc:  # a sub-app not built yet in this checkout
@@ -66,23 +67,15 @@ def report_error(exc: SignpipeError) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit status; usage errors are typer's own messages (status 2)."""
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="signpipe")
     except SignpipeError as exc:
         report_error(exc)
         return 2
-    except typer.Exit as exc:
-        return exc.exit_code
-    except typer.Abort:
-        err_console.print("aborted")
-        return 130
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
+    except SystemExit as exc:  # typer in standalone mode always ends by exiting
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
     return 0
 
 
