@@ -1,0 +1,104 @@
+"""Where a Google Cloud deployment lives, read from the Terraform that created it (infra/).
+
+`infra/envs/<env>` declares outputs named exactly as `TERRAFORM_OUTPUTS` lists, so submitting a
+pipeline needs no copied-by-hand project ids, buckets or service accounts: `signpipe submit
+--from-terraform infra/envs/dev` reads them here, from `terraform output -json` run in that
+directory or from a file it was saved to (for machines without terraform or state access).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from signpipe.errors import ConfigError
+
+# The outputs every environment under infra/envs declares (tests check the .tf files agree).
+TERRAFORM_OUTPUTS = (
+    "project",
+    "region",
+    "pipeline_root",
+    "service_account_email",
+    "docker_registry",
+    "kfp_registry",
+    "tensorboard",
+)
+# Output name -> prefix its value must start with: catches a wrong or hand-edited outputs file
+# before it becomes a pipeline writing to the wrong place.
+_VALUE_PREFIXES = {"pipeline_root": "gs://", "kfp_registry": "https://", "tensorboard": "projects/"}
+TERRAFORM_TIMEOUT_S = 120
+
+
+def _terraform_output_json(env_dir: Path) -> str:
+    terraform = shutil.which("terraform")
+    if terraform is None:
+        raise ConfigError(
+            f"{env_dir}: terraform is not on PATH; on a machine that has it, save "
+            f"`terraform -chdir={env_dir} output -json > outputs.json` and pass that file instead"
+        )
+    try:
+        done = subprocess.run(
+            [terraform, f"-chdir={env_dir}", "output", "-json"],
+            capture_output=True,
+            text=True,
+            timeout=TERRAFORM_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        raise ConfigError(f"{env_dir}: `terraform output -json` did not answer within {TERRAFORM_TIMEOUT_S} s") from None
+    if done.returncode != 0:
+        message = (done.stderr.strip() or done.stdout.strip() or "no message").splitlines()
+        raise ConfigError(
+            f"{env_dir}: `terraform output -json` failed: {' '.join(message[-3:])} "
+            f"(expected an initialized and applied environment: terraform -chdir={env_dir} init && ... apply)"
+        )
+    return done.stdout
+
+
+def parse_terraform_outputs(text: str, where: str, required: Iterable[str] = TERRAFORM_OUTPUTS) -> dict[str, Any]:
+    """Output name -> value from `terraform output -json` text, checking the required ones exist."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{where}: not JSON ({exc.msg} at line {exc.lineno}); expected `terraform output -json`") from None
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a JSON object of outputs (`terraform output -json`), found {type(raw).__name__}")
+    values: dict[str, Any] = {}
+    for name, output in raw.items():
+        if not isinstance(output, Mapping) or "value" not in output:
+            raise ConfigError(
+                f"{where}: output {name!r} has no 'value' field; expected `terraform output -json` "
+                "(objects like {\"value\": ..., \"type\": ...}), not plain values"
+            )
+        values[name] = output["value"]
+    required = list(required)
+    missing = [name for name in required if name not in values]
+    if missing:
+        hint = "the environment has no outputs yet: run terraform apply first" if not values else "is this a signpipe infra/envs directory?"
+        raise ConfigError(f"{where}: missing terraform output{'s' if len(missing) > 1 else ''} {', '.join(missing)} ({hint})")
+    for name in required:
+        value = values[name]
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{where}: output {name!r} should be a non-empty string, found {value!r}")
+        prefix = _VALUE_PREFIXES.get(name)
+        if prefix and not value.startswith(prefix):
+            raise ConfigError(f"{where}: output {name!r} = {value!r} should start with {prefix!r}")
+    return values
+
+
+def read_terraform_outputs(source: str | Path, required: Iterable[str] = TERRAFORM_OUTPUTS) -> dict[str, Any]:
+    """The outputs of a deployed environment: `source` is an `infra/envs/<env>` directory (where
+    `terraform output -json` is run) or a JSON file that command's output was saved to."""
+    path = Path(source)
+    if path.is_dir():
+        return parse_terraform_outputs(_terraform_output_json(path), str(path), required)
+    if path.is_file():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read terraform outputs ({exc})") from None
+        return parse_terraform_outputs(text, str(path), required)
+    raise ConfigError(f"{path}: no such directory or file (expected infra/envs/<env> or a saved `terraform output -json`)")
