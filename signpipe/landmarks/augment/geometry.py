@@ -228,7 +228,7 @@ class Normalize(Transform):
         # imported here: the features module pulls in jax, which augmentation workers do not need
         from signpipe.landmarks import features
 
-        normalized = features._normalize_group(sample.points, None, np)
+        normalized = features.normalize_group(sample.points, xp=np)
         # the features module writes 0 for missing points; the pipeline keeps them NaN until Pad
         normalized[np.isnan(sample.points)] = np.nan
         return sample.with_points(normalized.astype(np.float32, copy=False))
