@@ -116,3 +116,17 @@ def test_parallel_workers_give_the_same_shards(fingerspelling_corpus, tmp_path):
     for split in a["splits"]:
         for x, y in zip(load_split(tmp_path / "a", split), load_split(tmp_path / "b", split)):
             np.testing.assert_array_equal(x.frames, y.frames)
+
+
+def test_cli_preprocess_prints_the_splits_and_rejects_a_bad_corpus(fingerspelling_corpus, tmp_path, capsys):
+    from signpipe.cli import main
+
+    out = tmp_path / "cli-shards"
+    assert main(["landmarks", "preprocess", str(fingerspelling_corpus.root), "--out", str(out),
+                 "--y-scale", "1.9", "--shards", "2"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["y_scale"] == 1.9 and printed["splits"]["train"]["shards"] == 2
+    assert main(["landmarks", "preprocess", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x"),
+                 "--y-scale", "1"]) == 2
+    assert "expected a corpus directory" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

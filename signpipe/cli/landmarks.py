@@ -39,3 +39,34 @@ def aspect(
         z_scale=z_scale, n_bootstrap=bootstrap, seed=seed,
     )
     print(json.dumps(estimate.to_dict(), indent=2))
+
+
+@app.command()
+def preprocess(
+    corpus_dir: Path = typer.Argument(..., help="Corpus directory (asl-fingerspelling or asl-signs layout)."),
+    out: Path = typer.Option(..., "--out", "-o", help="New directory for the feature shards and manifest.json."),
+    y_scale: float | None = typer.Option(None, "--y-scale", help="The corpus' y scale; estimated (rigid) if omitted."),
+    sequences_per_shard: int = typer.Option(512, "--sequences-per-shard", help="Shard size."),
+    shards: int | None = typer.Option(None, "--shards", help="Shards per split (overrides --sequences-per-shard)."),
+    validation_fraction: float = typer.Option(0.05, "--validation-fraction", help="Share held out (seed: 0.05)."),
+    by_participant: bool = typer.Option(False, "--by-participant", help="Keep each participant on one side of the split."),
+    seed: int = typer.Option(42, "--seed", help="Split seed (seed recipe: 42)."),
+    part: list[str] = typer.Option([], "--part", help="Corpus parts to include (train, supplemental); default all."),
+    map_path: Path | None = typer.Option(None, "--map", help="Label map, if not in the corpus directory or ../maps."),
+    workers: int = typer.Option(1, "--workers", "-j", help="Processes writing shards in parallel."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
+) -> None:
+    """Turn a corpus into feature shards (raw input points per sequence) plus a manifest."""
+    from signpipe.landmarks.preprocess import preprocess as run_preprocess
+
+    manifest = run_preprocess(
+        corpus_dir, out, y_scale=y_scale, sequences_per_shard=sequences_per_shard, n_shards=shards,
+        validation_fraction=validation_fraction, group_by_participant=by_participant, seed=seed,
+        parts=part or None, map_path=map_path, workers=workers, overwrite=overwrite,
+    )
+    summary = {
+        "out": str(out), "kind": manifest["kind"], "y_scale": manifest["y_scale"],
+        "splits": {name: {k: s[k] for k in ("sequences", "participants", "frames")} | {"shards": len(s["shards"])}
+                   for name, s in manifest["splits"].items()},
+    }
+    print(json.dumps(summary, indent=2))
