@@ -12,7 +12,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-slow test-all bench lock clean
+.PHONY: help setup run test test-slow test-all bench lock clean video-env
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,9 +28,8 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 setup: $(STAMP) ## Create/refresh .venv from uv.lock
 	@echo "environment ready: $(VENV)"
 
-run: $(STAMP) ## Run the main job: the local smoke run (synthetic corpus, validated)
-	$(VENV)/bin/signpipe data synth fingerspelling --out $(RUN_DIR)/corpus --sequences 200 --seed 0
-	$(VENV)/bin/signpipe data validate $(RUN_DIR)/corpus
+run: $(STAMP) ## Run the main job: the whole fingerspelling pipeline locally, smoke preset (runs/<name>-<time>/)
+	$(VENV)/bin/signpipe run fingerspelling --local --preset smoke
 
 test: $(STAMP) ## Run the default test suite (fast; slow tests excluded)
 	$(VENV)/bin/python -m pytest -q
@@ -43,6 +42,12 @@ test-all: $(STAMP) ## Run every test, slow ones included
 
 bench: $(STAMP) ## Run every benchmark under benchmarks/ (prints figures)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done
+
+video-env: | $(UV) ## Build .venv-video: mediapipe 0.10.14 + protobuf<5 for `signpipe extract` (docs/video.md)
+	$(UV) venv --allow-existing --python $(PYTHON) .venv-video
+	$(UV) pip sync --python .venv-video/bin/python --require-hashes video/requirements-test.txt
+	$(UV) pip install --python .venv-video/bin/python --no-deps -e .
+	@echo "video environment ready: .venv-video (signpipe extract finds it by itself)"
 
 lock: | $(UV) ## Re-resolve uv.lock after editing pyproject.toml
 	$(UV) lock
