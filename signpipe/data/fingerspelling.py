@@ -82,7 +82,7 @@ def write_landmark_file(path: str | Path, sequences: Iterable[tuple[int, np.ndar
     """Write one `<file_id>.parquet` atomically, a few sequences per row group."""
     table = wide_table(sequences)
     with atomic_path(path) as tmp:
-        writer = pq.ParquetWriter(tmp, table.schema, compression="snappy")
+        writer = pq.ParquetWriter(tmp, table.schema, compression="snappy", use_dictionary=False)
         try:
             ids = table.column("sequence_id").to_numpy()
             starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
