@@ -1,0 +1,103 @@
+"""`signpipe train`: run a training stage on feature shards.
+
+    signpipe train finetune --data shards/ --workdir runs/ft --preset smoke total_steps=500 model.dropout=0
+    signpipe train pretrain --data shards/ --workdir runs/pt --preset small
+    signpipe train presets finetune
+
+A run resumes by itself when its workdir holds checkpoints of the same config. The final metrics
+are printed as JSON on stdout (and saved as `final_metrics.json` in the workdir); progress goes to
+stderr.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(
+    help="Train models on feature shards: pretrain (Data2vec 2.0) and finetune (CTC).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+DATA_OPTION = typer.Option(..., "--data", help="Feature-shard directory (output of `signpipe landmarks preprocess`).")
+WORKDIR_OPTION = typer.Option(..., "--workdir", help="Run directory: config, checkpoints, logs; resumed if it exists.")
+PRESET_OPTION = typer.Option("smoke", "--preset", help="Named preset: smoke, small, large, kaggle5th.")
+OVERRIDES_ARGUMENT = typer.Argument(None, help="Config overrides key=value (model.KEY=VALUE for the model).", show_default=False)
+SHOW_CONFIG_OPTION = typer.Option(False, "--show-config", help="Print the resolved config as JSON and exit.")
+
+
+def _resolved(stage: str, data: Path, preset: str, overrides: list[str] | None):
+    from signpipe.train.config import resolve_config
+
+    config = resolve_config(stage, preset, list(overrides or []))
+    return dataclasses.replace(config, data_dir=str(data))
+
+
+def _print_json(values: dict) -> None:
+    typer.echo(json.dumps(values, indent=2))
+
+
+@app.command()
+def finetune(
+    data: Path = DATA_OPTION,
+    workdir: Path = WORKDIR_OPTION,
+    preset: str = PRESET_OPTION,
+    overrides: list[str] | None = OVERRIDES_ARGUMENT,
+    show_config: bool = SHOW_CONFIG_OPTION,
+) -> None:
+    """CTC finetuning of the fingerspelling model; validation with greedy decoding and the
+    normalized Levenshtein score."""
+    config = _resolved("finetune", data, preset, overrides)
+    if show_config:
+        _print_json(config.to_dict())
+        return
+    from signpipe.train.finetune import train_and_evaluate
+
+    _print_json(train_and_evaluate(config, workdir))
+
+
+@app.command()
+def pretrain(
+    data: Path = DATA_OPTION,
+    workdir: Path = WORKDIR_OPTION,
+    preset: str = PRESET_OPTION,
+    overrides: list[str] | None = OVERRIDES_ARGUMENT,
+    show_config: bool = SHOW_CONFIG_OPTION,
+) -> None:
+    """Data2vec 2.0 pretraining of the encoder (its weights then start finetuning via init_from)."""
+    config = _resolved("pretrain", data, preset, overrides)
+    if show_config:
+        _print_json(config.to_dict())
+        return
+    try:
+        from signpipe.train.pretrain import train_and_evaluate
+    except ModuleNotFoundError as exc:
+        if exc.name != "signpipe.train.pretrain":
+            raise
+        from signpipe.errors import SignpipeError
+
+        raise SignpipeError("pretraining (signpipe.train.pretrain) is not part of this installation yet") from None
+    _print_json(train_and_evaluate(config, workdir))
+
+
+@app.command()
+def presets(stage: str = typer.Argument("finetune", help="finetune or pretrain.")) -> None:
+    """List a stage's presets with the values each sets."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from signpipe.train.config import PRESETS, preset_names
+
+    names = preset_names(stage)
+    keys = sorted({key for name in names for key in PRESETS[stage][name]})
+    table = Table(title=f"{stage} presets")
+    table.add_column("key")
+    for name in names:
+        table.add_column(name)
+    for key in keys:
+        table.add_row(key, *(str(PRESETS[stage][name].get(key, "")) for name in names))
+    Console().print(table)
