@@ -73,14 +73,8 @@ def pretrain(
     if show_config:
         _print_json(config.to_dict())
         return
-    try:
-        from signpipe.train.pretrain import train_and_evaluate
-    except ModuleNotFoundError as exc:
-        if exc.name != "signpipe.train.pretrain":
-            raise
-        from signpipe.errors import SignpipeError
+    from signpipe.train.pretrain import train_and_evaluate
 
-        raise SignpipeError("pretraining (signpipe.train.pretrain) is not part of this installation yet") from None
     _print_json(train_and_evaluate(config, workdir))
 
 
