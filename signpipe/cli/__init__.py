@@ -51,6 +51,10 @@ def _register() -> None:
                 raise
             continue
         app.add_typer(module.app, name=name)
+    from signpipe.cli import align, train, train_more
+
+    app.command("align")(align.align)
+    train_more.add_commands(train.app)
 
 
 _register()

@@ -1,0 +1,64 @@
+"""`signpipe train noisy-student` and `signpipe train distill`: the stages after the teacher.
+
+    signpipe train noisy-student --data shards/ --workdir runs/teacher-cutmix --preset smoke alignments=runs/alignments
+    signpipe train distill --data shards/ --workdir runs/student --preset smoke teacher=runs/teacher
+    signpipe train distill --data shards/ --workdir runs/student --show-config teacher=runs/teacher model=1x64
+
+They join the `train` sub-app (`add_commands`, called by `signpipe.cli`) and behave like its
+`finetune`: a preset plus `key=value` overrides, resumed when the workdir holds checkpoints of the
+same config, final metrics as JSON on stdout, progress on stderr. Their presets are finetuning's
+(`distill` with the seed's student size); `--show-config` prints the resolved config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import typer
+
+from signpipe.cli.train import DATA_OPTION, OVERRIDES_ARGUMENT, PRESET_OPTION, SHOW_CONFIG_OPTION, WORKDIR_OPTION
+
+
+def _run(stage_module: str, stage: str, data: Path, workdir: Path, preset: str, overrides: list[str] | None, show_config: bool) -> None:
+    import importlib
+
+    from signpipe.train.config import resolve_config
+
+    module = importlib.import_module(stage_module)  # registers the stage's config and presets
+    config = dataclasses.replace(resolve_config(stage, preset, list(overrides or [])), data_dir=str(data))
+    if show_config:
+        typer.echo(json.dumps(config.to_dict(), indent=2))
+        return
+    typer.echo(json.dumps(module.train_and_evaluate(config, workdir), indent=2))
+
+
+def noisy_student(
+    data: Path = DATA_OPTION,
+    workdir: Path = WORKDIR_OPTION,
+    preset: str = PRESET_OPTION,
+    overrides: list[str] | None = OVERRIDES_ARGUMENT,
+    show_config: bool = SHOW_CONFIG_OPTION,
+) -> None:
+    """Retrain with temporal CutMix on pseudo-alignments (alignments=DIR from `signpipe align`);
+    supplemental_data_dir=SHARDS supplemental_alignments=DIR add more data."""
+    _run("signpipe.train.noisy_student", "noisy_student", data, workdir, preset, overrides, show_config)
+
+
+def distill(
+    data: Path = DATA_OPTION,
+    workdir: Path = WORKDIR_OPTION,
+    preset: str = PRESET_OPTION,
+    overrides: list[str] | None = OVERRIDES_ARGUMENT,
+    show_config: bool = SHOW_CONFIG_OPTION,
+) -> None:
+    """Knowledge distillation from a frozen teacher (teacher=WORKDIR) into a smaller student:
+    CTC + kd_weight x cross-entropy on the teacher's per-frame argmax, on a separate KD head."""
+    _run("signpipe.train.distill", "distill", data, workdir, preset, overrides, show_config)
+
+
+def add_commands(train_app: typer.Typer) -> None:
+    """Put the two commands on the `signpipe train` sub-app."""
+    train_app.command("noisy-student")(noisy_student)
+    train_app.command("distill")(distill)
