@@ -56,6 +56,11 @@ def _register() -> None:
     app.command("align")(align.align)
     train_more.add_commands(train.app)
 
+    from signpipe.cli import export
+
+    for command in (export.export, export.evaluate, export.gate):
+        app.command(command.__name__)(command)
+
 
 _register()
 

@@ -1,0 +1,256 @@
+"""The gate: a bundle is published only if it fits the competition's limits and beats the bar.
+
+Criteria, each with its measured value and threshold in the report:
+- size: `model.tflite` at most `max_model_mb` MB (10^6 bytes; the competition's limit is 40 MB).
+- latency: p95 of the signature call at `latency_frames` frames on `latency_threads` threads, at
+  most `max_latency_p95_ms` (checked when set). Consecutive probe calls alternate between
+  `latency_frames` and one frame fewer, because the scorer's sequences differ in length and a
+  graph with a symbolic time axis pays for every change of length; timing one repeated length
+  would hide that cost.
+- score: the protocol's score (`signpipe.export.evaluate`) on the evaluation corpus at least
+  `min_score`; with a champion bundle, also at least the champion's score on the same corpus
+  minus `champion_margin`.
+
+`judge` holds the rules and works on measurements alone (tests and pipelines that measured
+already); `run_gate` measures a bundle and then judges it. The report is Markdown, so the
+pipeline can show it as an artifact and a person can read why a model was held back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from signpipe.errors import ConfigError, SignpipeError
+from signpipe.export.bundle import OUTPUT_NAME, Bundle, read_bundle
+
+DEFAULT_MAX_MODEL_MB = 40.0
+
+
+@dataclasses.dataclass(frozen=True)
+class GateThresholds:
+    max_model_mb: float = DEFAULT_MAX_MODEL_MB
+    max_latency_p95_ms: float | None = None
+    latency_frames: int = 128
+    latency_threads: int = 1
+    latency_calls: int = 40
+    min_score: float = 0.0
+    champion_margin: float = 0.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.max_model_mb > 0:
+            problems.append(f"max_model_mb must be positive, got {self.max_model_mb}")
+        if self.max_latency_p95_ms is not None and not self.max_latency_p95_ms > 0:
+            problems.append(f"max_latency_p95_ms must be positive, got {self.max_latency_p95_ms}")
+        for name in ("latency_frames", "latency_threads"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.latency_calls < 2:
+            problems.append(f"latency_calls must be at least 2 (a p95 of one call means nothing), got {self.latency_calls}")
+        if not math.isfinite(self.min_score):
+            problems.append(f"min_score must be a finite number, got {self.min_score}")
+        if not (math.isfinite(self.champion_margin) and self.champion_margin >= 0):
+            problems.append(f"champion_margin must be a non-negative number, got {self.champion_margin}")
+        if problems:
+            raise ConfigError("gate thresholds: " + "; ".join(problems))
+
+
+@dataclasses.dataclass(frozen=True)
+class GateMeasurements:
+    """What the gate judges; `latency_p95_ms` and `champion_score` may be absent."""
+
+    model_mb: float
+    score: float
+    latency_p95_ms: float | None = None
+    champion_score: float | None = None
+    metric: str = "score"
+
+
+@dataclasses.dataclass(frozen=True)
+class Criterion:
+    name: str
+    measured: float
+    threshold: float
+    comparison: str  # "<=" or ">="
+    unit: str = ""
+    note: str = ""
+
+    @property
+    def passed(self) -> bool:
+        if self.comparison == "<=":
+            return self.measured <= self.threshold
+        return self.measured >= self.threshold
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "passed": self.passed}
+
+
+@dataclasses.dataclass(frozen=True)
+class GateResult:
+    criteria: tuple[Criterion, ...]
+    thresholds: GateThresholds
+    subject: str = ""
+    context: tuple[tuple[str, str], ...] = ()
+    """Facts shown under the table (corpus, champion, latency settings), as (label, value)."""
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.criteria)
+
+    @property
+    def failed(self) -> list[Criterion]:
+        return [c for c in self.criteria if not c.passed]
+
+    def markdown(self) -> str:
+        verdict = "PASS" if self.passed else "FAIL"
+        lines = [f"# Gate: {verdict}", ""]
+        if self.subject:
+            lines += [f"Bundle: `{self.subject}`", ""]
+        lines += ["| criterion | measured | threshold | result |", "|---|---|---|---|"]
+        for c in self.criteria:
+            unit = f" {c.unit}" if c.unit else ""
+            result = "pass" if c.passed else "**FAIL**"
+            name = f"{c.name} ({c.note})" if c.note else c.name
+            lines.append(f"| {name} | {_number(c.measured)}{unit} | {c.comparison} {_number(c.threshold)}{unit} | {result} |")
+        if self.failed:
+            lines += ["", "Failed: " + "; ".join(
+                f"{c.name} is {_number(c.measured)}{' ' + c.unit if c.unit else ''}, "
+                f"needs {c.comparison} {_number(c.threshold)}" for c in self.failed
+            ) + "."]
+        if self.context:
+            lines += [""] + [f"- {label}: {value}" for label, value in self.context]
+        return "\n".join(lines) + "\n"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "subject": self.subject,
+            "criteria": [c.to_dict() for c in self.criteria],
+            "thresholds": dataclasses.asdict(self.thresholds),
+            "context": dict(self.context),
+        }
+
+
+def _number(value: float) -> str:
+    return f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+
+
+def judge(
+    measurements: GateMeasurements,
+    thresholds: GateThresholds = GateThresholds(),
+    subject: str = "",
+    context: Mapping[str, str] | None = None,
+) -> GateResult:
+    """Apply the thresholds to measured values; one criterion per rule that applies."""
+    criteria = [Criterion("model size", measurements.model_mb, thresholds.max_model_mb, "<=", "MB")]
+    if thresholds.max_latency_p95_ms is not None:
+        if measurements.latency_p95_ms is None:
+            raise SignpipeError("gate: a latency threshold is set but no latency was measured")
+        criteria.append(
+            Criterion(
+                "latency p95",
+                measurements.latency_p95_ms,
+                thresholds.max_latency_p95_ms,
+                "<=",
+                "ms",
+                f"{thresholds.latency_frames} frames, {thresholds.latency_threads} thread"
+                + ("s" if thresholds.latency_threads > 1 else ""),
+            )
+        )
+    criteria.append(Criterion(f"{measurements.metric}", measurements.score, thresholds.min_score, ">="))
+    if measurements.champion_score is not None:
+        criteria.append(
+            Criterion(
+                f"{measurements.metric} vs champion",
+                measurements.score,
+                measurements.champion_score - thresholds.champion_margin,
+                ">=",
+                note=f"champion {_number(measurements.champion_score)} - margin {_number(thresholds.champion_margin)}",
+            )
+        )
+    for c in criteria:
+        if not math.isfinite(c.measured):
+            raise SignpipeError(f"gate: {c.name} measured as {c.measured} (expected a finite number)")
+    return GateResult(tuple(criteria), thresholds, subject, tuple((context or {}).items()))
+
+
+def probe_inputs(n_columns: int, n_frames: int, seed: int = 0) -> np.ndarray:
+    """Landmark-like rows `[n_frames, n_columns]`: coordinates near the image centre, the first
+    third of each axis block (a hand's worth) NaN in some frames, as MediaPipe leaves them."""
+    rng = np.random.default_rng(seed)
+    rows = rng.normal(0.5, 0.1, size=(n_frames, n_columns)).astype(np.float32)
+    per_axis = n_columns // 3
+    missing = rng.random(n_frames) < 0.4
+    for axis in range(3):
+        rows[np.ix_(missing, np.arange(axis * per_axis, axis * per_axis + per_axis // 4))] = np.nan
+    return rows
+
+
+def measure_latency(model: bytes, n_columns: int, n_frames: int, threads: int = 1, calls: int = 40) -> dict[str, float]:
+    """p50/p95/mean/max (ms) of `calls` signature calls alternating `n_frames` and
+    `n_frames - 1` frames (see the module docstring), after one warm-up call."""
+    import time
+
+    from signpipe.export.evaluate import latency_summary, signature_runner
+
+    runner = signature_runner(model, threads)
+    longer = probe_inputs(n_columns, n_frames)
+    inputs = [longer, longer[: max(n_frames - 1, 1)]]
+    outputs = runner(inputs=longer)[OUTPUT_NAME]
+    if outputs.shape[0] != n_frames:
+        raise SignpipeError(f"latency probe: {n_frames} frames in, {outputs.shape[0]} output rows (expected one per frame)")
+    seconds = []
+    for k in range(calls):
+        start = time.perf_counter()
+        runner(inputs=inputs[k % 2])
+        seconds.append(time.perf_counter() - start)
+    return latency_summary(seconds)
+
+
+def run_gate(
+    bundle: str | Path | Bundle,
+    data: str | Path,
+    thresholds: GateThresholds = GateThresholds(),
+    champion: str | Path | Bundle | None = None,
+    evaluation: Any | None = None,
+) -> GateResult:
+    """Measure `bundle` (size, latency, score on the corpus at `data`) and judge it; the champion,
+    when given, is scored on the same corpus. A ready `evaluation` (an `EvaluationResult` of this
+    bundle on `data`) saves scoring it again."""
+    from signpipe.export.evaluate import evaluate_bundle
+
+    bundle = bundle if isinstance(bundle, Bundle) else read_bundle(bundle)
+    if evaluation is None:
+        evaluation = evaluate_bundle(bundle, data, threads=thresholds.latency_threads)
+    context = {
+        "evaluation corpus": f"`{data}`, {evaluation.n_sequences} sequences",
+        "corpus latency (all sequences)": f"p50 {evaluation.latency_ms['p50']} ms, p95 {evaluation.latency_ms['p95']} ms",
+    }
+    latency_p95 = None
+    if thresholds.max_latency_p95_ms is not None:
+        latency = measure_latency(
+            bundle.model,
+            len(bundle.selected_columns),
+            thresholds.latency_frames,
+            thresholds.latency_threads,
+            thresholds.latency_calls,
+        )
+        latency_p95 = latency["p95"]
+        context["latency probe"] = (
+            f"{thresholds.latency_calls} calls at {thresholds.latency_frames}/{thresholds.latency_frames - 1} frames, "
+            f"p50 {latency['p50']} ms, p95 {latency['p95']} ms"
+        )
+    champion_score = None
+    if champion is not None:
+        champion_bundle = champion if isinstance(champion, Bundle) else read_bundle(champion)
+        champion_result = evaluate_bundle(champion_bundle, data, threads=thresholds.latency_threads)
+        champion_score = champion_result.score
+        context["champion"] = f"`{champion_bundle.path}`, {evaluation.metric} {champion_score:.4f}"
+    measurements = GateMeasurements(bundle.model_mb, evaluation.score, latency_p95, champion_score, evaluation.metric)
+    return judge(measurements, thresholds, str(bundle.path), context)
