@@ -28,10 +28,8 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 setup: $(STAMP) ## Create/refresh .venv from uv.lock
 	@echo "environment ready: $(VENV)"
 
-run: $(STAMP) ## Run the main job: the local smoke run (synthetic corpus, validated, preprocessed)
-	$(VENV)/bin/signpipe data synth fingerspelling --out $(RUN_DIR)/corpus --sequences 200 --seed 0
-	$(VENV)/bin/signpipe data validate $(RUN_DIR)/corpus
-	$(VENV)/bin/signpipe landmarks preprocess $(RUN_DIR)/corpus --out $(RUN_DIR)/shards
+run: $(STAMP) ## Run the main job: the whole fingerspelling pipeline locally, smoke preset (runs/<name>-<time>/)
+	$(VENV)/bin/signpipe run fingerspelling --local --preset smoke
 
 test: $(STAMP) ## Run the default test suite (fast; slow tests excluded)
 	$(VENV)/bin/python -m pytest -q

@@ -61,6 +61,10 @@ def _register() -> None:
     for command in (export.export, export.evaluate, export.gate):
         app.command(command.__name__)(command)
 
+    from signpipe.cli import run
+
+    run.register(app)
+
 
 _register()
 

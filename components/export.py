@@ -1,0 +1,22 @@
+"""Export: the student's EMA weights -> the Kaggle bundle (`model.tflite` + `inference_args.json`)."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Model, Output
+
+from components import LOCAL_IMAGE
+
+
+@dsl.component(base_image=LOCAL_IMAGE, install_kfp_package=False)
+def export(student: Input[Model], features: Input[Dataset], quantize: str, graph: str, bundle: Output[Model]):
+    """Convert the student with the corpus' y scale built into the graph (`signpipe.export`:
+    `quantize` none/fp16/int8, `graph` fast/dynamic); `bundle` is a folder holding `model.zip`."""
+    from pathlib import Path
+
+    from signpipe.export.tflite import export_checkpoint
+    from signpipe.landmarks.shards import read_manifest
+    from signpipe.train import distill, noisy_student  # noqa: F401  (their workdirs' configs must be known)
+
+    y_scale = float(read_manifest(features.path)["y_scale"])
+    result = export_checkpoint(student.path, Path(bundle.path) / "model.zip", quantize=quantize, graph=graph, y_scale=y_scale)
+    bundle.metadata.update({key: value for key, value in result.to_dict().items() if key not in ("path", "checkpoint")})
+    bundle.metadata["file"] = "model.zip"

@@ -1,0 +1,61 @@
+"""Gate: the new bundle against the thresholds and the registry's champion."""
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Model, Output
+
+from components import LOCAL_IMAGE
+
+
+@dsl.component(base_image=LOCAL_IMAGE, install_kfp_package=False)
+def gate(
+    bundle: Input[Model],
+    evaluation: Input[Artifact],
+    eval_corpus: Input[Dataset],
+    registry: str,
+    registry_storage: str,
+    min_score: float,
+    max_model_mb: float,
+    max_latency_p95_ms: float,
+    latency_frames: int,
+    champion_margin: float,
+    verdict: Output[Artifact],
+    report: Output[HTML],
+    report_markdown: Output[Markdown],
+    metrics: Output[Metrics],
+) -> bool:
+    """`signpipe.export.gate.run_gate` with the current champion of `registry` (scored on the same
+    corpus); returns whether the bundle may be published. `verdict` records the champion version
+    judged against, which publish needs to promote safely (`signpipe.registry.may_promote`)."""
+    import json
+    from pathlib import Path
+
+    from signpipe.data.atomic import atomic_write_text
+    from signpipe.export.evaluate import EvaluationResult
+    from signpipe.export.gate import GateThresholds, run_gate
+    from signpipe.registry import gcs_local_path, open_registry
+    from signpipe.reports import gate_report, record_metrics
+
+    champion = open_registry(registry, registry_storage).champion()
+    scored = json.loads((Path(evaluation.path) / "evaluation.json").read_text(encoding="utf-8"))
+    evaluated = EvaluationResult(task=scored["task"], metric=scored["metric"], score=scored["score"],
+                                 n_sequences=scored["n_sequences"], latency_ms=scored["latency_ms"],
+                                 model_bytes=scored["model_bytes"], bundle=scored["bundle"], data=scored["data"],
+                                 threads=scored["threads"])
+    thresholds = GateThresholds(max_model_mb=max_model_mb, max_latency_p95_ms=max_latency_p95_ms or None,
+                                latency_frames=latency_frames, min_score=min_score, champion_margin=champion_margin)
+    result = run_gate(Path(bundle.path) / "model.zip", eval_corpus.path, thresholds,
+                      champion=gcs_local_path(champion.bundle_uri) if champion is not None else None, evaluation=evaluated)
+    values = result.to_dict()
+    values["champion"] = champion.to_dict() if champion is not None else None
+    atomic_write_text(Path(verdict.path), json.dumps(values, indent=2) + "\n")
+    Path(report_markdown.path).write_text(result.markdown(), encoding="utf-8")
+    Path(report.path).write_text(
+        gate_report(values["criteria"], result.passed, "Gate", champion={"version": champion.version, "uri": champion.uri,
+                    "score": champion.evaluation.get("score"), **champion.metadata} if champion is not None else None,
+                    context=values["context"]),
+        encoding="utf-8",
+    )
+    record_metrics(metrics, {"passed": result.passed, **{c["name"]: c["measured"] for c in values["criteria"]}})
+    verdict.metadata.update({"passed": result.passed, "champion_version": champion.version if champion is not None else "",
+                             "failed": [c["name"] for c in values["criteria"] if not c["passed"]]})
+    return result.passed

@@ -1,0 +1,28 @@
+"""Validate: check the corpus before hours are spent on it, and describe what is in it."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Markdown, Metrics, Output
+
+from components import LOCAL_IMAGE
+
+
+@dsl.component(base_image=LOCAL_IMAGE, install_kfp_package=False)
+def validate(corpus: Input[Dataset], summary: Output[Metrics], report: Output[Markdown]) -> int:
+    """Every check of `signpipe.data.validate` on the corpus; fails the run (listing every problem)
+    when the corpus cannot be used, else records its size per part. Returns the number of
+    sequences, so later steps depend on a validated corpus."""
+    from pathlib import Path
+
+    from signpipe.data.validate import validate_corpus
+    from signpipe.errors import CorpusError
+    from signpipe.reports import record_metrics, validation_markdown
+
+    result = validate_corpus(corpus.path)
+    Path(report.path).write_text(validation_markdown(result.to_dict()), encoding="utf-8")
+    if not result.ok:
+        raise CorpusError(result.problems)
+    values = result.to_dict()
+    record_metrics(summary, values["summary"])
+    summary.metadata["kind"] = values["kind"]
+    summary.metadata["warnings"] = len(values["warnings"])
+    return int(sum(part["sequences"] for part in values["summary"].values()))

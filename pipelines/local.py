@@ -1,0 +1,369 @@
+"""Run a whole pipeline on this machine with kfp's local runner, and say what came out of it.
+
+    run_local("fingerspelling", "smoke")   # what `make run` / `signpipe run fingerspelling --local` do
+
+Every task runs as a subprocess of this interpreter (`kfp.local.SubprocessRunner(use_venv=False)`),
+with kfp's own DAG orchestration (ParallelFor, Collected, If, importers), exactly the compiled
+graph that Vertex AI runs. A run keeps everything under `runs/<name>-<time>/`:
+
+- `corpus/`, `eval-corpus/`: the synthetic corpora, when no data was given;
+- `pipeline/`: kfp's pipeline root, one folder per task with its artifacts;
+- `pipeline.log`: every task's full output (training progress, TensorFlow's chatter);
+- `summary.json`: what the terminal summary shows, plus the time per task.
+
+With caching on (`--cache`), every run under the same `runs/` shares kfp's local cache
+(`runs/.kfp-cache/`): repeating a run on the same data reuses each step whose inputs did not
+change, and reruns the gate and publish, which read the registry and are never cached.
+
+The model registry is shared between runs (`runs/registry/<pipeline>/` unless given), because
+the gate compares each new model with the champion an earlier run published.
+
+The terminal shows one line per task as it starts and ends: kfp's orchestrator logs those events
+on the root logger, and a logging filter turns them into progress lines while the tasks' own
+output goes to `pipeline.log`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import importlib.util
+import json
+import logging
+import re
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from signpipe.data.atomic import atomic_write_text
+from signpipe.errors import ConfigError, SignpipeError
+
+RUNS_DIR = Path("runs")
+REGISTRY_DIR = "registry"
+SUMMARY_FILE = "summary.json"
+CACHE_DIR = ".kfp-cache"
+LOG_FILE = "pipeline.log"
+EVAL_CORPUS_SEED = 1
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_STARTED = re.compile(r"^Executing task '([^']+)'")
+_FINISHED = re.compile(r"^Task '([^']+)' finished with status (\w+)")
+_SKIPPED = re.compile(r"^Skipping conditional task (\S+)")
+_CACHED = re.compile(r"^Task (\S+) cache hit")
+
+
+def hide_checkout_docker_dir() -> None:
+    """Keep kfp's optional `import docker` from finding this checkout's `docker/` folder.
+
+    The editable install puts the repository root on `sys.path`, where `docker/` (the
+    Dockerfiles) imports as an empty namespace package; kfp.local then takes it for the Docker
+    SDK and fails on `docker.DockerClient`. When no real SDK is installed, the name is marked
+    as absent so kfp sees the ImportError it handles (no DockerRunner, which is not used here).
+    """
+    if "docker" in sys.modules:
+        return
+    spec = importlib.util.find_spec("docker")
+    if spec is not None and spec.origin in (None, "namespace"):
+        sys.modules["docker"] = None  # type: ignore[assignment]
+
+
+@dataclass
+class TaskTiming:
+    task: str
+    seconds: float
+    status: str
+
+
+@dataclass
+class LocalRun:
+    """A finished (or failed) local run and what it produced."""
+
+    run_dir: Path
+    pipeline: str
+    preset: str
+    succeeded: bool
+    seconds: float
+    tasks: list[TaskTiming] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    failed_task: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["run_dir"] = str(self.run_dir)
+        return values
+
+
+class TaskProgress(logging.Filter):
+    """Turns kfp's task start/finish log records into progress lines with durations.
+
+    Attached to the root logger as a filter, so it sees the records whichever handler kfp
+    installs; iterations of a ParallelFor share their task's name and are matched first in,
+    first out.
+    """
+
+    def __init__(self, console: Console):
+        super().__init__()
+        self.console = console
+        self.timings: list[TaskTiming] = []
+        self.failed: str | None = None
+        self._started: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+        self._t0 = time.perf_counter()
+
+    def _stamp(self) -> str:
+        return time.strftime("%M:%S", time.gmtime(time.perf_counter() - self._t0))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = _ANSI.sub("", record.getMessage())
+        with self._lock:
+            if started := _STARTED.match(message):
+                self._started.setdefault(started.group(1), []).append(time.perf_counter())
+                self.console.print(f"[dim]{self._stamp()}[/]  [cyan]{started.group(1)}[/] ...", highlight=False)
+            elif finished := _FINISHED.match(message):
+                name, status = finished.groups()
+                queue = self._started.get(name) or [time.perf_counter()]
+                seconds = time.perf_counter() - queue.pop(0)
+                self.timings.append(TaskTiming(name, round(seconds, 2), status))
+                mark = "[green]done[/]" if status == "SUCCESS" else f"[bold red]{status}[/]"
+                self.console.print(f"[dim]{self._stamp()}[/]  [cyan]{name}[/] {mark} in {seconds:.1f} s", highlight=False)
+                if status != "SUCCESS" and self.failed is None:
+                    self.failed = name
+            elif cached := _CACHED.match(message):
+                self.timings.append(TaskTiming(cached.group(1), 0.0, "CACHED"))
+                self.console.print(f"[dim]{self._stamp()}[/]  [cyan]{cached.group(1)}[/] [green]cached[/]", highlight=False)
+            elif skipped := _SKIPPED.match(message):
+                self.console.print(f"[dim]{self._stamp()}[/]  [yellow]{skipped.group(1)} skipped[/] (condition false)", highlight=False)
+        return True
+
+
+def artifact_outputs(task: Any) -> dict[str, Any]:
+    """The pipeline's outputs (`PipelineOutputs`) as uri + metadata, cached tasks included."""
+    outputs = getattr(task, "outputs", None) or {}
+    return {name: {"uri": value.uri, "metadata": dict(value.metadata)} for name, value in outputs.items() if hasattr(value, "uri")}
+
+
+def registry_state(registry_dir: Path) -> dict[str, Any]:
+    from signpipe.registry import LocalModelRegistry
+
+    registry = LocalModelRegistry(registry_dir)
+    champion = registry.champion()
+    return {"versions": [v.version for v in registry.versions()],
+            "champion": champion.to_dict() if champion is not None else None}
+
+
+def summarize(outputs: Mapping[str, Any], before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """The figures a run ends with: score, size, latency, gate verdict, what was published and
+    where the champion's bundle is."""
+    summary: dict[str, Any] = {}
+    exported = outputs.get("bundle")
+    if exported:
+        summary["bundle"] = str(Path(exported["uri"]) / exported["metadata"].get("file", "model.zip"))
+        summary["model_mb"] = exported["metadata"].get("model_mb")
+        summary["quantize"] = exported["metadata"].get("quantize")
+    evaluation = outputs.get("evaluation")
+    if evaluation:
+        meta = evaluation["metadata"]
+        summary.update({"score": meta.get("score"), "metric": meta.get("metric"), "eval_sequences": meta.get("n_sequences"),
+                        "latency_ms": meta.get("latency_ms")})
+    verdict = outputs.get("verdict")
+    if verdict:
+        summary["gate"] = "passed" if verdict["metadata"].get("passed") else "failed"
+        summary["gate_failed"] = verdict["metadata"].get("failed", [])
+        summary["gate_report"] = str(Path(verdict["uri"]).parent / "report")
+    new_versions = [v for v in after.get("versions", []) if v not in before.get("versions", [])]
+    champion = after.get("champion")
+    summary["published_version"] = new_versions[-1] if new_versions else None
+    summary["champion_version"] = champion["version"] if champion else None
+    summary["champion_bundle"] = f"{champion['uri']}/{champion['bundle']}" if champion else None
+    summary["champion_score"] = champion["evaluation"].get("score") if champion else None
+    return summary
+
+
+def print_summary(console: Console, run: LocalRun) -> None:
+    figures = run.summary
+    table = Table(title=f"{run.pipeline} ({run.preset}): {'finished' if run.succeeded else 'FAILED'} in {run.seconds:.0f} s",
+                  show_header=False, title_justify="left")
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+
+    def row(label: str, value: Any) -> None:
+        if value not in (None, "", []):
+            table.add_row(label, str(value))
+
+    if figures.get("score") is not None:
+        row("score", f"{figures['score']:.4f} ({figures.get('metric')}, {figures.get('eval_sequences')} sequences)")
+    row("size", f"{figures['model_mb']} MB ({figures.get('quantize')})" if figures.get("model_mb") is not None else None)
+    latency = figures.get("latency_ms") or {}
+    row("latency", f"p50 {latency['p50']} ms, p95 {latency['p95']} ms per sequence" if latency else None)
+    if "gate" in figures:
+        failed = ", ".join(figures["gate_failed"])
+        row("gate", figures["gate"] + (f" ({failed})" if failed else ""))
+        row("gate report", figures.get("gate_report"))
+        published = figures.get("published_version")
+        if published is None:
+            row("published", "no")
+        elif published == figures.get("champion_version"):
+            row("published", f"version {published}, the new champion")
+        else:
+            row("published", f"version {published}, not promoted (a better champion was published meanwhile)")
+    if figures.get("champion_version"):
+        row("champion", f"version {figures['champion_version']} (score {figures['champion_score']:.4f})")
+        row("champion bundle", figures.get("champion_bundle"))
+    row("this run's bundle", figures.get("bundle"))
+    row("run folder", run.run_dir)
+    row("task log", run.run_dir / LOG_FILE)
+    if run.failed_task:
+        row("failed task", f"{run.failed_task} (its output is in {run.run_dir / LOG_FILE})")
+    console.print(table)
+    timing = Table(title="time per task", title_justify="left")
+    timing.add_column("task")
+    timing.add_column("seconds", justify="right")
+    timing.add_column("status")
+    for item in run.tasks:
+        timing.add_row(item.task, f"{item.seconds:.1f}", item.status)
+    console.print(timing)
+
+
+def default_registry(runs_dir: str | Path, pipeline: str) -> Path:
+    return Path(runs_dir) / REGISTRY_DIR / pipeline
+
+
+def new_run_dir(runs_dir: str | Path, name: str) -> Path:
+    """`runs_dir/<name>-<time>/`, made now (a second suffix keeps two runs in one second apart)."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    for attempt in range(100):
+        candidate = Path(runs_dir) / (f"{name}-{stamp}" + (f"-{attempt}" if attempt else ""))
+        try:
+            candidate.mkdir(parents=True)
+            return candidate
+        except FileExistsError:
+            continue
+    raise SignpipeError(f"{runs_dir}: could not create a new run folder for {name}")
+
+
+def synthesize_corpora(run_dir: Path, n_sequences: int, console: Console) -> tuple[Path, Path]:
+    """A training corpus and a held-out evaluation corpus (other signers, other phrases: another
+    seed) for a run given no data."""
+    from signpipe.data.synth import generate_fingerspelling
+
+    n_eval = max(20, n_sequences // 5)
+    console.print(f"generating a synthetic corpus: {n_sequences} training and {n_eval} evaluation sequences", highlight=False)
+    corpus = generate_fingerspelling(run_dir / "corpus", n_sequences, seed=0)
+    held_out = generate_fingerspelling(run_dir / "eval-corpus", n_eval, seed=EVAL_CORPUS_SEED)
+    return corpus.root, held_out.root
+
+
+def run_parameters(preset_name: str, overrides: Sequence[str], fixed: Mapping[str, Any]) -> dict[str, Any]:
+    """The pipeline's arguments: the preset's run-time parameters, `key=value` overrides, then the
+    run's own values (corpora, registry, labels)."""
+    from pipelines.presets import apply_overrides, check_training_overrides, preset
+
+    parameters = apply_overrides(preset(preset_name).runtime_parameters(), overrides)
+    check_training_overrides(parameters)
+    return {**parameters, **fixed}
+
+
+def run_local(
+    pipeline: str = "fingerspelling",
+    preset_name: str = "smoke",
+    data: str | Path | None = None,
+    eval_data: str | Path | None = None,
+    overrides: Iterable[str] = (),
+    runs_dir: str | Path = RUNS_DIR,
+    registry: str | Path | None = None,
+    name: str | None = None,
+    console: Console | None = None,
+    enable_caching: bool = False,
+) -> LocalRun:
+    """Run `pipeline` with `preset_name` locally (see the module docstring); raises
+    `SignpipeError` when a task fails, after printing the summary of what did run."""
+    from pipelines.compile import check_pipeline_name, pipeline_function
+    from pipelines.presets import preset
+    from signpipe.images import git_revision
+
+    console = console or Console()
+    check_pipeline_name(pipeline)
+    chosen = preset(preset_name)
+    overrides = list(overrides)
+    if data is not None and not Path(data).is_dir():
+        raise ConfigError(f"--data {data}: no such corpus folder (expected a corpus in the Kaggle layout)")
+    if eval_data is not None and not Path(eval_data).is_dir():
+        raise ConfigError(f"--eval-data {eval_data}: no such corpus folder (expected a corpus in the Kaggle layout)")
+    run_dir = new_run_dir(runs_dir, name or f"{pipeline}-{preset_name}").resolve()
+    try:
+        revision = git_revision(Path(__file__).resolve().parent.parent)
+    except SignpipeError:
+        revision = "unknown"
+    registry_dir = Path(registry) if registry is not None else default_registry(runs_dir, pipeline)
+    console.print(f"[bold]{pipeline}[/] preset [bold]{preset_name}[/]: {chosen.description}", highlight=False)
+    console.print(f"run folder {run_dir}", highlight=False)
+    if data is None:
+        corpus, held_out = synthesize_corpora(run_dir, chosen.synth_sequences, console)
+    else:
+        corpus = Path(data).resolve()
+        held_out = Path(eval_data).resolve() if eval_data is not None else corpus
+        if eval_data is None:
+            console.print("[yellow]note:[/] no --eval-data: the bundle is scored on the training corpus itself", highlight=False)
+    arguments = run_parameters(preset_name, overrides, {
+        "corpus_uri": str(corpus),
+        "eval_corpus_uri": str(held_out),
+        "registry": str(registry_dir.resolve()),
+        "labels": {"preset": preset_name, "revision": revision, "target": "local"},
+    })
+    atomic_write_text(run_dir / "parameters.json", json.dumps(arguments, indent=2) + "\n")
+
+    hide_checkout_docker_dir()
+    from kfp import local
+
+    # kfp warns that display names and the like mean nothing to the local runner; they are for Vertex
+    warnings.filterwarnings("ignore", message=r".*have no effect in the current local runner.*", category=UserWarning)
+
+    function = pipeline_function(pipeline, preset_name, "local")
+    pipeline_root = run_dir / "pipeline"
+    # one cache for all runs, so a repeated run reuses every step whose inputs did not change
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root), raise_on_error=True,
+               enable_caching=enable_caching, cache_root=str((Path(runs_dir) / CACHE_DIR).resolve()))
+    before = registry_state(registry_dir)
+    # bound to the terminal now: while the tasks run, sys.stdout is the run's log file
+    progress = TaskProgress(Console(file=sys.stdout, force_terminal=console.is_terminal, no_color=console.no_color))
+    root_logger = logging.getLogger()
+    root_logger.addFilter(progress)
+    # kfp logs cache hits at INFO outside the context where it raises the level itself
+    level = root_logger.level
+    root_logger.setLevel(min(level or logging.WARNING, logging.INFO))
+    started = time.perf_counter()
+    error: BaseException | None = None
+    finished = None
+    try:
+        with open(run_dir / LOG_FILE, "w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+            finished = function(**arguments)
+    except RuntimeError as exc:  # kfp.local reports a failed task this way
+        error = exc
+    finally:
+        root_logger.removeFilter(progress)
+        root_logger.setLevel(level)
+    outputs = artifact_outputs(finished)
+    run = LocalRun(
+        run_dir=run_dir,
+        pipeline=pipeline,
+        preset=preset_name,
+        succeeded=error is None,
+        seconds=round(time.perf_counter() - started, 2),
+        tasks=progress.timings,
+        outputs=outputs,
+        summary=summarize(outputs, before, registry_state(registry_dir)),
+        failed_task=progress.failed,
+    )
+    atomic_write_text(run_dir / SUMMARY_FILE, json.dumps(run.to_dict(), indent=2, default=str) + "\n")
+    print_summary(console, run)
+    if error is not None:
+        raise SignpipeError(f"{pipeline} run failed at task {run.failed_task or '?'}: see {run_dir / LOG_FILE}")
+    return run

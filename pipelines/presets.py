@@ -1,0 +1,430 @@
+"""Pipeline presets: which stages a run has, how each training stage is configured, where each step
+runs on Vertex AI.
+
+A pipeline preset names a whole run the way a training preset names one stage (DESIGN.md
+"Presets name whole runs"): `smoke` is the local plumbing check (minutes on 2 CPU cores, no
+pretraining), `small` and `large` the seed's student/teacher sizes, `kaggle5th` the full recipe.
+It is data, split in two by when it takes effect:
+
+- compile time: the stages that exist in the DAG (`stages`) and the machine of every step
+  (`machines`). Both change the compiled spec, so they are fixed by `--preset`.
+- run time: everything else becomes a pipeline parameter (`runtime_parameters`), visible in the
+  Vertex UI, changeable per run or per schedule without recompiling, and overridable from the
+  command line with `key=value`: a parameter name (`min_score=0.3`, `n_shards=4`) or
+  `STAGE.FIELD` for a training stage's config (`finetune.total_steps=300`,
+  `distill.model.dropout=0`).
+
+Machines: CPU steps get a CPU/memory size; GPU steps add `accelerator_type`/`accelerator_count`,
+which a plain pipeline step can request; the TPU pretraining step has a `machine_type`,
+`tpu_topology` and `replica_count`, which only a Vertex custom job can express, so that step is
+compiled as a launcher that runs the training in a custom job (docs/pipelines.md explains why).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from signpipe.errors import ConfigError
+
+# The stages of the fingerspelling recipe, in DAG order; those a preset may switch off are marked.
+TRAINING_STAGES = ("pretrain", "finetune", "noisy_student", "distill")
+OPTIONAL_STAGES = ("pretrain", "noisy_student", "distill")
+# Pipeline step -> the step name `signpipe.images` knows it by (which image family runs it).
+IMAGE_STEP = {
+    "validate": "validate",
+    "estimate-y-scale": "aspect_ratio",
+    "plan-shards": "preprocess",
+    "write-shard": "preprocess",
+    "gather-shards": "preprocess",
+    "pretrain": "pretrain",
+    "finetune": "finetune",
+    "align": "align",
+    "noisy-student": "finetune",
+    "distill": "distill",
+    "export": "export",
+    "evaluate": "evaluate",
+    "gate": "gate",
+    "publish": "publish",
+}
+# Training steps resume from their last checkpoint, so on Vertex a preempted or crashed VM costs one
+# retry. Locally a failure is a bug or a user error: retrying would only repeat it.
+TRAINING_IMAGE_STEPS = ("pretrain", "finetune", "distill")
+TRAINING_RETRIES = 2
+_CPU_PATTERN = re.compile(r"^([0-9]*[.])?[0-9]+m?$")
+_MEMORY_PATTERN = re.compile(r"^[0-9]+(E|Ei|P|Pi|T|Ti|G|Gi|M|Mi|K|Ki)?$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Machine:
+    """The hardware of one step on Vertex AI.
+
+    `cpu`/`memory` size the step's VM (Vertex picks the machine type from them);
+    `accelerator_type` is a Vertex accelerator enum name (`NVIDIA_L4`, `TPU_V5_LITEPOD`).
+    `machine_type` (with `tpu_topology` and `replica_count`) asks for an exact machine, which only
+    a custom job can: a step with one runs as a launcher step that submits and awaits the job.
+    """
+
+    cpu: str = "4"
+    memory: str = "16G"
+    accelerator_type: str = ""
+    accelerator_count: int = 0
+    machine_type: str = ""
+    tpu_topology: str = ""
+    replica_count: int = 1
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not _CPU_PATTERN.match(self.cpu):
+            problems.append(f"cpu {self.cpu!r}: expected a number of cores, or millicores like '500m'")
+        if not _MEMORY_PATTERN.match(self.memory):
+            problems.append(f"memory {self.memory!r}: expected a size like '16G'")
+        if bool(self.accelerator_type) != (self.accelerator_count > 0):
+            problems.append(
+                f"accelerator {self.accelerator_type!r} x {self.accelerator_count}: "
+                "expected both a type and a positive count, or neither"
+            )
+        if self.replica_count < 1:
+            problems.append(f"replica_count must be at least 1, got {self.replica_count}")
+        if (self.tpu_topology or self.replica_count > 1) and not self.machine_type:
+            problems.append("tpu_topology and replica_count > 1 need a machine_type (they only exist in a custom job)")
+        if self.accelerator_type.upper().startswith("TPU") and not self.machine_type:
+            problems.append(f"{self.accelerator_type}: a TPU needs its machine_type (e.g. ct5lp-hightpu-4t) and topology")
+        if problems:
+            raise ConfigError("machine: " + "; ".join(problems))
+
+    @property
+    def custom_job(self) -> bool:
+        """Whether the step must run as a Vertex custom job rather than as a plain pipeline step."""
+        return bool(self.machine_type)
+
+    def worker_pool_specs(self, image_uri: str, command: list[str], args: list[str]) -> list[dict[str, Any]]:
+        """The custom job's worker pools (`WorkerPoolSpec` fields): the primary replica, then the
+        other replicas as a second pool with the same machine, as jax's multi-host setup
+        (`signpipe.train.mesh`, `CLUSTER_SPEC`) expects."""
+        if not self.custom_job:
+            raise ConfigError("worker pools exist only for a machine with a machine_type (a custom job)")
+        machine_spec: dict[str, Any] = {"machine_type": self.machine_type}
+        if self.accelerator_type:
+            machine_spec["accelerator_type"] = self.accelerator_type
+            machine_spec["accelerator_count"] = self.accelerator_count
+        if self.tpu_topology:
+            machine_spec["tpu_topology"] = self.tpu_topology
+        container = {"image_uri": image_uri, "command": list(command), "args": list(args)}
+        pools = [{"machine_spec": machine_spec, "replica_count": 1, "container_spec": container}]
+        if self.replica_count > 1:
+            pools.append({"machine_spec": dict(machine_spec), "replica_count": self.replica_count - 1,
+                          "container_spec": dict(container)})
+        return pools
+
+
+@dataclasses.dataclass(frozen=True)
+class StageTraining:
+    """One training stage's run config: a training preset name and `key=value` overrides on top."""
+
+    preset: str
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class GateThresholds:
+    """What a new model must reach before it may replace the champion (`signpipe.export.gate`)."""
+
+    min_score: float = 0.0
+    max_model_mb: float = 40.0
+    max_latency_p95_ms: float = 100.0
+    """0 skips the latency criterion."""
+    latency_frames: int = 128
+    champion_margin: float = 0.0
+    """How much worse than the current champion a new model may score and still replace it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelinePreset:
+    """A named run: its optional stages, the config of each training stage, every step's machine,
+    and the starting values of the run-time parameters."""
+
+    name: str
+    description: str
+    stages: frozenset[str]
+    training: dict[str, StageTraining]
+    machines: dict[str, Machine]
+    n_shards: int = 2
+    validation_fraction: float = 0.05
+    group_by_participant: bool = False
+    y_scale_method: str = "rigid"
+    align_min_confidence: float = 0.5
+    align_min_character_confidence: float = 0.05
+    """Alignments below these confidences are flagged and left out of CutMix (`signpipe.align`)."""
+    quantize: str = "fp16"
+    export_graph: str = "fast"
+    """`signpipe.export.tflite` graph: "fast" (fixed-length copies, what production ships) or
+    "dynamic" (one copy: a fraction of the conversion time)."""
+    gate: GateThresholds = GateThresholds()
+    synth_sequences: int = 200
+    """Size of the synthetic corpus a local run generates when it is given no data."""
+
+    def has(self, stage: str) -> bool:
+        """Whether the DAG has `stage` (the noisy student brings its alignment step with it)."""
+        if stage not in TRAINING_STAGES:
+            raise ConfigError(f"unknown stage {stage!r} (expected one of: {', '.join(TRAINING_STAGES)})")
+        return stage == "finetune" or stage in self.stages
+
+    def machine(self, step: str) -> Machine:
+        """The machine of a pipeline step (`IMAGE_STEP`'s names); CPU default when not listed."""
+        if step not in IMAGE_STEP:
+            raise ConfigError(f"unknown pipeline step {step!r} (expected one of: {', '.join(IMAGE_STEP)})")
+        return self.machines.get(step, self.machines.get("default", Machine()))
+
+    def runtime_parameters(self) -> dict[str, Any]:
+        """The run-time pipeline parameters this preset starts from (see the module docstring)."""
+        values: dict[str, Any] = {
+            "n_shards": self.n_shards,
+            "validation_fraction": self.validation_fraction,
+            "group_by_participant": self.group_by_participant,
+            "y_scale_method": self.y_scale_method,
+            "align_min_confidence": self.align_min_confidence,
+            "align_min_character_confidence": self.align_min_character_confidence,
+            "quantize": self.quantize,
+            "export_graph": self.export_graph,
+            "min_score": self.gate.min_score,
+            "max_model_mb": self.gate.max_model_mb,
+            "max_latency_p95_ms": self.gate.max_latency_p95_ms,
+            "latency_frames": self.gate.latency_frames,
+            "champion_margin": self.gate.champion_margin,
+        }
+        for stage in TRAINING_STAGES:
+            if stage in self.stages or stage == "finetune":
+                training = self.training[stage]
+                values[f"{stage}_preset"] = training.preset
+                values[f"{stage}_overrides"] = dict(training.overrides)
+        return values
+
+
+def _check_preset(preset: PipelinePreset) -> PipelinePreset:
+    unknown = set(preset.stages) - set(OPTIONAL_STAGES)
+    if unknown:
+        raise ConfigError(f"preset {preset.name!r}: unknown optional stages {sorted(unknown)} (expected {OPTIONAL_STAGES})")
+    missing = [s for s in TRAINING_STAGES if (s in preset.stages or s == "finetune") and s not in preset.training]
+    if missing:
+        raise ConfigError(f"preset {preset.name!r}: no training config for {', '.join(missing)}")
+    for step in preset.machines:
+        if step != "default" and step not in IMAGE_STEP:
+            raise ConfigError(f"preset {preset.name!r}: machine for unknown step {step!r}")
+    return preset
+
+
+_CPU_SMALL = Machine(cpu="4", memory="16G")
+_CPU_LARGE = Machine(cpu="8", memory="32G")
+_L4 = Machine(cpu="8", memory="32G", accelerator_type="NVIDIA_L4", accelerator_count=1)
+_A100 = Machine(cpu="12", memory="85G", accelerator_type="NVIDIA_TESLA_A100", accelerator_count=1)
+# TPU v5e: one host of 4 chips (2x2) for the small model; a 4x4 slice over 4 hosts for the large one.
+_V5E_2X2 = Machine(cpu="24", memory="48G", accelerator_type="TPU_V5_LITEPOD", accelerator_count=4,
+                   machine_type="ct5lp-hightpu-4t", tpu_topology="2x2")
+_V5E_4X4 = Machine(cpu="24", memory="48G", accelerator_type="TPU_V5_LITEPOD", accelerator_count=4,
+                   machine_type="ct5lp-hightpu-4t", tpu_topology="4x4", replica_count=4)
+
+# One padded length per stage (length_bucket = max_length): on 2 cores each distinct batch shape
+# costs a compilation of the train and eval steps, which at these budgets outweighs the training.
+_SMOKE_SHAPES = {"max_length": 128, "length_bucket": 128}
+_SMOKE_TRAINING = {
+    # Just enough steps for every stage to run its whole code path (train, evaluate, checkpoint)
+    # on 2 shared cores; the smoke run checks plumbing, not accuracy.
+    "pretrain": StageTraining("smoke", {**_SMOKE_SHAPES, "total_steps": 40, "warmup_steps": 5, "checkpoint_every": 40,
+                                        "log_every": 10}),
+    "finetune": StageTraining("smoke", {**_SMOKE_SHAPES, "total_steps": 100, "warmup_steps": 10, "batch_size": 16,
+                                        "eval_every": 50, "checkpoint_every": 50, "log_every": 25}),
+    "noisy_student": StageTraining("smoke", {**_SMOKE_SHAPES, "total_steps": 30, "warmup_steps": 3, "batch_size": 16,
+                                             "eval_every": 30, "checkpoint_every": 30, "log_every": 10}),
+    "distill": StageTraining("smoke", {**_SMOKE_SHAPES, "total_steps": 30, "warmup_steps": 3, "batch_size": 16,
+                                       "eval_every": 30, "checkpoint_every": 30, "log_every": 10}),
+}
+
+
+def _seed_training(size: str) -> dict[str, StageTraining]:
+    return {stage: StageTraining(size) for stage in TRAINING_STAGES}
+
+
+PRESETS: dict[str, PipelinePreset] = {
+    preset.name: _check_preset(preset)
+    for preset in (
+        PipelinePreset(
+            name="smoke",
+            description="every stage but pretraining, tiny models and budgets: the local plumbing check (minutes on 2 cores)",
+            stages=frozenset({"noisy_student", "distill"}),
+            training=_SMOKE_TRAINING,
+            machines={"default": _CPU_SMALL},
+            n_shards=1,
+            # a teacher of a hundred steps is barely better than chance: keep all its alignments,
+            # so CutMix and distillation still run their whole code path
+            align_min_confidence=0.0,
+            align_min_character_confidence=0.0,
+            export_graph="dynamic",
+            gate=GateThresholds(min_score=0.0, max_model_mb=40.0, max_latency_p95_ms=1000.0, latency_frames=64),
+            synth_sequences=200,
+        ),
+        PipelinePreset(
+            name="small",
+            description="the seed's recipe at the 24x256 size: pretraining on a TPU v5e 2x2, training on one L4",
+            stages=frozenset(OPTIONAL_STAGES),
+            training=_seed_training("small"),
+            machines={"default": _CPU_SMALL, "pretrain": _V5E_2X2, "finetune": _L4, "noisy-student": _L4,
+                      "distill": _L4, "align": _CPU_LARGE, "export": _CPU_LARGE, "evaluate": _CPU_LARGE},
+            n_shards=8,
+            gate=GateThresholds(min_score=0.5, max_model_mb=40.0, max_latency_p95_ms=100.0, latency_frames=128),
+            synth_sequences=2000,
+        ),
+        PipelinePreset(
+            name="large",
+            description="the seed's 24x1024 teacher: pretraining on a TPU v5e 4x4 slice (4 hosts), training on one A100",
+            stages=frozenset(OPTIONAL_STAGES),
+            training={**_seed_training("large"), "distill": StageTraining("small")},
+            machines={"default": _CPU_SMALL, "pretrain": _V5E_4X4, "finetune": _A100, "noisy-student": _A100,
+                      "distill": _A100, "align": _CPU_LARGE, "export": _CPU_LARGE, "evaluate": _CPU_LARGE},
+            n_shards=16,
+            gate=GateThresholds(min_score=0.6, max_model_mb=40.0, max_latency_p95_ms=100.0, latency_frames=128),
+            synth_sequences=5000,
+        ),
+        PipelinePreset(
+            name="kaggle5th",
+            description="the 5th place recipe end to end: large teacher, noisy student, distilled 24x256 student",
+            stages=frozenset(OPTIONAL_STAGES),
+            training={**_seed_training("kaggle5th"), "distill": StageTraining("small")},
+            machines={"default": _CPU_SMALL, "pretrain": _V5E_4X4, "finetune": _A100, "noisy-student": _A100,
+                      "distill": _A100, "align": _CPU_LARGE, "export": _CPU_LARGE, "evaluate": _CPU_LARGE},
+            n_shards=32,
+            gate=GateThresholds(min_score=0.7, max_model_mb=40.0, max_latency_p95_ms=100.0, latency_frames=128),
+            synth_sequences=5000,
+        ),
+    )
+}
+
+
+class TaskPlacement:
+    """Puts each task of a pipeline on its image and machine, the one place both are decided.
+
+    For the "local" target it changes nothing: the subprocess runner uses this interpreter and
+    ignores machines. For "vertex" a step gets the image of its family
+    (`signpipe.images.family_for_step`, which also refuses an accelerator on a step that cannot
+    use one) and its preset machine as the step's own CPU, memory and accelerator requests;
+    training steps get retries (they resume from their checkpoints).
+    """
+
+    def __init__(self, preset: PipelinePreset, target: str, images: Mapping[str, str] | None = None):
+        if target not in ("local", "vertex"):
+            raise ConfigError(f"unknown pipeline target {target!r} (expected local or vertex)")
+        if target == "vertex":
+            from signpipe.images import FAMILIES
+
+            missing = [name for name in FAMILIES if name != "video" and name not in (images or {})]
+            if missing:
+                raise ConfigError(f"compiling for Vertex AI needs the image of every family; missing {', '.join(missing)}")
+        self.preset, self.target, self.images = preset, target, dict(images or {})
+
+    def _image(self, step: str, accelerator: str) -> str:
+        from signpipe.images import family_for_step
+
+        return self.images[family_for_step(IMAGE_STEP[step], accelerator or None).name]
+
+    def place(self, task: Any, step: str) -> Any:
+        """`task` on the image and machine of `step`; returns the task for chaining."""
+        if self.target == "local":
+            return task
+        machine = self.preset.machine(step)
+        if machine.custom_job:
+            raise ConfigError(
+                f"preset {self.preset.name!r}: step {step!r} asks for machine type {machine.machine_type}, which only a "
+                "custom job provides; only pretraining has a custom-job form (pipelines.fingerspelling)"
+            )
+        task.set_container_image(self._image(step, machine.accelerator_type))
+        task.set_cpu_limit(machine.cpu).set_memory_limit(machine.memory)
+        if machine.accelerator_type:
+            task.set_accelerator_type(machine.accelerator_type).set_accelerator_limit(machine.accelerator_count)
+        if IMAGE_STEP[step] in TRAINING_IMAGE_STEPS:
+            task.set_retry(TRAINING_RETRIES)
+        return task
+
+    def place_launcher(self, task: Any, step: str) -> Any:
+        """The launcher of a custom-job step: the CPU image on the default machine; it only
+        submits the job and waits."""
+        launcher = self.preset.machines.get("default", Machine())
+        task.set_container_image(self.images["cpu"])
+        task.set_cpu_limit(launcher.cpu).set_memory_limit(launcher.memory)
+        return task.set_retry(TRAINING_RETRIES)
+
+    def training_image(self, step: str) -> str:
+        """The image the custom job of `step` runs (its accelerator's family)."""
+        return self._image(step, self.preset.machine(step).accelerator_type)
+
+    def machine_dict(self, step: str) -> dict[str, Any]:
+        return dataclasses.asdict(self.preset.machine(step))
+
+
+def preset(name: str) -> PipelinePreset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown pipeline preset {name!r} (expected one of: {', '.join(PRESETS)})") from None
+
+
+def _parse_value(text: str) -> Any:
+    """A command-line value as JSON when it parses (numbers, booleans, objects), else the string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def apply_overrides(parameters: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """`parameters` with `key=value` items applied: a parameter name, or `STAGE.FIELD` for a
+    training stage's overrides (`finetune.total_steps=300`; the training config checks the field
+    and its type when the stage runs, and `signpipe.train.config` before submission, see
+    `check_training_overrides`)."""
+    values = {key: (dict(value) if isinstance(value, Mapping) else value) for key, value in parameters.items()}
+    for item in overrides:
+        key, sep, raw = str(item).partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"override {item!r}: expected key=value, e.g. min_score=0.3 or finetune.total_steps=300")
+        stage, dot, field = key.partition(".")
+        if dot and stage in TRAINING_STAGES:
+            slot = f"{stage}_overrides"
+            if slot not in values:
+                raise ConfigError(f"override {item!r}: the preset has no {stage} stage")
+            values[slot][field] = raw.strip()
+            continue
+        if key not in values:
+            close = difflib.get_close_matches(key, list(values) + [f"{s}.FIELD" for s in TRAINING_STAGES], n=3)
+            hint = f"; did you mean {' or '.join(close)}?" if close else f"; known: {', '.join(sorted(values))}"
+            raise ConfigError(f"override {item!r}: unknown pipeline parameter {key!r}{hint}")
+        current, value = values[key], _parse_value(raw.strip())
+        if isinstance(current, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"override {item!r}: {key} expects true or false")
+        elif isinstance(current, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"override {item!r}: {key} expects a number")
+            if isinstance(current, int) and not float(value).is_integer():
+                raise ConfigError(f"override {item!r}: {key} expects an integer")
+            value = type(current)(value)
+        elif isinstance(current, str):
+            value = raw.strip()
+        elif isinstance(current, dict) and not isinstance(value, dict):
+            raise ConfigError(f"override {item!r}: {key} expects a JSON object")
+        values[key] = value
+    return values
+
+
+def check_training_overrides(parameters: Mapping[str, Any]) -> None:
+    """Resolve every training stage's config that `signpipe.train.config` knows, so a typo in
+    `finetune.total_step=...` fails on the submitting machine instead of an hour into a run."""
+    from signpipe.train import distill, noisy_student  # noqa: F401  (they register their stages)
+    from signpipe.train.config import STAGES, resolve_config
+
+    for stage in TRAINING_STAGES:
+        if f"{stage}_preset" in parameters and stage in STAGES:
+            resolve_config(stage, parameters[f"{stage}_preset"], parameters[f"{stage}_overrides"])

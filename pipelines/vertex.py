@@ -1,0 +1,457 @@
+"""Vertex AI: submit runs, schedule retraining, read run states, and launch custom training jobs.
+
+Everything goes through `google-cloud-aiplatform` (the locked SDK):
+
+- `submit`: compile the pipeline for Vertex (images tagged with the checkout's revision, machines
+  from the preset) and create a `PipelineJob` with the preset's parameters, `key=value`
+  overrides, the run's service account and labels (preset, git revision); returns the console link.
+- `create_schedule`: the same job as a `PipelineJobSchedule` with a cron expression, so retraining
+  runs on its own; `list_schedules`, `pause_schedule`, `resume_schedule`, `delete_schedule`.
+- `list_runs`, `show_run`: job states and per-task states.
+- `run_training_custom_job`: what the TPU pretraining step runs (components/pretrain.py): the
+  `signpipe train` command as a custom job on machines a pipeline step cannot request (a TPU v5e
+  slice with its topology, several replicas), awaited, then its final metrics read back.
+
+`VertexSettings` says where: a project and region, the pipeline root, the service account, the
+image registry; `VertexSettings.from_terraform(infra/envs/dev)` reads them from the Terraform
+outputs (`signpipe.cloud_settings`). Its `api_endpoint` also accepts a plain `http://host:port`,
+which talks REST to that address without credentials: how the tests record the requests this
+module makes without any network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import re
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from signpipe.errors import ConfigError, SignpipeError
+
+CONSOLE = "https://console.cloud.google.com/vertex-ai"
+DEFAULT_PIPELINE = "fingerspelling"
+MODELS_FOLDER = "models"
+_CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?LW#]+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class VertexSettings:
+    """Where runs go: the Google Cloud side of a signpipe environment (see infra/)."""
+
+    project: str
+    region: str
+    pipeline_root: str = ""
+    service_account: str = ""
+    docker_registry: str = ""
+    tensorboard: str = ""
+    api_endpoint: str = ""
+    """Default: the region's Vertex AI endpoint. `http://host:port`: plain REST, no credentials."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.project:
+            problems.append("no project (pass --project, or --from-terraform)")
+        if not self.region:
+            problems.append("no region (pass --region, or --from-terraform)")
+        if self.pipeline_root and not self.pipeline_root.startswith("gs://"):
+            problems.append(f"pipeline root {self.pipeline_root!r} must be a gs:// folder")
+        if problems:
+            raise ConfigError("Vertex AI settings: " + "; ".join(problems))
+
+    @classmethod
+    def from_terraform(cls, source: str | Path, **overrides: Any) -> VertexSettings:
+        """Settings from an `infra/envs/<env>` directory's Terraform outputs (or a saved
+        `terraform output -json` file); explicit, non-empty `overrides` win."""
+        from signpipe.cloud_settings import read_terraform_outputs
+
+        outputs = read_terraform_outputs(source)
+        values = {
+            "project": outputs["project"],
+            "region": outputs["region"],
+            "pipeline_root": outputs["pipeline_root"],
+            "service_account": outputs["service_account_email"],
+            "docker_registry": outputs["docker_registry"],
+            "tensorboard": outputs["tensorboard"],
+        }
+        values.update({key: value for key, value in overrides.items() if value})
+        return cls(**values)
+
+    def client_options(self) -> dict[str, Any]:
+        """project/location/credentials for every aiplatform call (nothing global is changed)."""
+        return {"project": self.project, "location": self.region, "credentials": self.credentials()}
+
+    def credentials(self) -> Any:
+        if self.api_endpoint.startswith("http://"):
+            from google.auth.credentials import AnonymousCredentials
+
+            return AnonymousCredentials()
+        return None
+
+    def connect(self) -> None:
+        """Point the SDK at this project, region and endpoint (REST for a plain-HTTP endpoint)."""
+        from google.cloud import aiplatform
+
+        kwargs: dict[str, Any] = {"project": self.project, "location": self.region}
+        if self.api_endpoint:
+            kwargs["api_endpoint"] = self.api_endpoint
+        if self.api_endpoint.startswith("http://"):
+            kwargs.update(api_transport="rest", credentials=self.credentials())
+        aiplatform.init(**kwargs)
+
+    @property
+    def bucket(self) -> str:
+        if not self.pipeline_root:
+            raise ConfigError("no pipeline root (pass --pipeline-root gs://BUCKET/PATH, or --from-terraform)")
+        return self.pipeline_root[len("gs://"):].split("/", 1)[0]
+
+    def vertex_parameter(self) -> dict[str, str]:
+        """The pipeline's `vertex` parameter: what the custom-job launcher needs."""
+        return {"project": self.project, "region": self.region, "service_account": self.service_account,
+                "tensorboard": self.tensorboard, "pipeline_root": self.pipeline_root}
+
+
+def console_link(settings: VertexSettings, job_id: str) -> str:
+    return f"{CONSOLE}/locations/{settings.region}/pipelines/runs/{job_id}?project={settings.project}"
+
+
+def schedule_console_link(settings: VertexSettings) -> str:
+    return f"{CONSOLE}/pipelines/schedules?project={settings.project}"
+
+
+def check_cron(cron: str) -> str:
+    """A five-field cron expression, optionally prefixed by `TZ=Zone/City ` or `CRON_TZ=...`."""
+    text = cron.strip()
+    fields = text.split()
+    if fields and re.match(r"^(CRON_)?TZ=\S+$", fields[0]):
+        fields = fields[1:]
+    if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+        raise ConfigError(f"cron {cron!r}: expected five fields (minute hour day month weekday), e.g. \"0 3 * * 1\", "
+                          "optionally prefixed by TZ=Europe/Paris")
+    return text
+
+
+def run_labels(preset_name: str, pipeline: str, revision: str) -> dict[str, str]:
+    """Labels every run carries, so the Vertex UI filters runs by preset and code revision."""
+    from signpipe import __version__
+    from signpipe.registry import vertex_label
+
+    return {"signpipe-pipeline": vertex_label(pipeline), "preset": vertex_label(preset_name),
+            "git-revision": vertex_label(revision), "signpipe-version": vertex_label(__version__)}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRequest:
+    """Everything one submission (or schedule) sends, decided before contacting Vertex."""
+
+    pipeline: str
+    preset: str
+    settings: VertexSettings
+    parameters: dict[str, Any]
+    labels: dict[str, str]
+    image_tag: str
+    enable_caching: bool | None = None
+    display_name: str = ""
+
+
+def build_run_request(
+    settings: VertexSettings,
+    corpus_uri: str,
+    pipeline: str = DEFAULT_PIPELINE,
+    preset_name: str = "small",
+    eval_corpus_uri: str = "",
+    overrides: Iterable[str] = (),
+    registry: str = "",
+    registry_storage: str = "",
+    image_tag: str | None = None,
+    enable_caching: bool | None = None,
+    display_name: str = "",
+) -> RunRequest:
+    """Parameters and labels of a Vertex run: the preset's run-time parameters, `key=value`
+    overrides (checked against the training configs here), the corpora, and the registry (by
+    default the project's Vertex Model Registry, bundles kept under gs://BUCKET/models)."""
+    from pipelines.compile import check_pipeline_name
+    from pipelines.presets import apply_overrides, check_training_overrides, preset
+    from signpipe.images import resolve_tag
+
+    check_pipeline_name(pipeline)
+    for name, uri in (("--data", corpus_uri), ("--eval-data", eval_corpus_uri)):
+        if uri and not uri.startswith("gs://"):
+            raise ConfigError(f"{name} {uri!r}: a Vertex AI run reads its corpus from Cloud Storage (expected gs://...)")
+    if not corpus_uri:
+        raise ConfigError("no corpus: pass --data gs://BUCKET/PATH (a corpus in the Kaggle layout)")
+    if not settings.pipeline_root:
+        raise ConfigError("no pipeline root: pass --pipeline-root gs://BUCKET/PATH (or --from-terraform)")
+    tag = resolve_tag(image_tag, Path(__file__).resolve().parent.parent)
+    parameters = apply_overrides(preset(preset_name).runtime_parameters(), overrides)
+    check_training_overrides(parameters)
+    parameters.update({
+        "corpus_uri": corpus_uri,
+        "eval_corpus_uri": eval_corpus_uri or corpus_uri,
+        "registry": registry or f"vertex://{settings.project}/{settings.region}/signpipe-{pipeline}",
+        "registry_storage": registry_storage or f"gs://{settings.bucket}/{MODELS_FOLDER}",
+        "labels": {"preset": preset_name, "revision": tag},
+        "vertex": settings.vertex_parameter(),
+    })
+    return RunRequest(pipeline, preset_name, settings, parameters, run_labels(preset_name, pipeline, tag), tag,
+                      enable_caching, display_name or f"signpipe-{pipeline}-{preset_name}")
+
+
+def _pipeline_job(request: RunRequest, template: Path, job_id: str | None = None) -> Any:
+    from google.cloud import aiplatform
+
+    return aiplatform.PipelineJob(
+        display_name=request.display_name,
+        template_path=str(template),
+        job_id=job_id,
+        pipeline_root=request.settings.pipeline_root,
+        parameter_values=request.parameters,
+        enable_caching=request.enable_caching,
+        labels=request.labels,
+        **request.settings.client_options(),
+    )
+
+
+def _compiled(request: RunRequest, directory: str) -> Path:
+    from pipelines.compile import compile_to_directory, resolve_images
+
+    images = resolve_images(request.settings.docker_registry or None, request.image_tag)
+    return compile_to_directory(request.pipeline, request.preset, "vertex", images, directory).path
+
+
+def _vertex_errors(action: str) -> Any:
+    """Context manager turning SDK and auth failures into one-line `SignpipeError`s."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def translating():
+        from google.api_core import exceptions as api_exceptions
+        from google.auth import exceptions as auth_exceptions
+
+        try:
+            yield
+        except auth_exceptions.DefaultCredentialsError:
+            raise SignpipeError(f"{action}: no Google Cloud credentials (run `gcloud auth application-default login`)") from None
+        except api_exceptions.GoogleAPICallError as exc:
+            raise SignpipeError(f"{action}: Vertex AI answered {exc.code}: {exc.message}") from None
+
+    return translating()
+
+
+@dataclasses.dataclass(frozen=True)
+class SubmittedRun:
+    job_id: str
+    resource_name: str
+    console_url: str
+    labels: dict[str, str]
+
+
+def submit(request: RunRequest, job_id: str | None = None) -> SubmittedRun:
+    """Compile and submit one run; returns where to watch it."""
+    request.settings.connect()
+    with tempfile.TemporaryDirectory() as directory, _vertex_errors("submit"):
+        job = _pipeline_job(request, _compiled(request, directory), job_id)
+        job.submit(service_account=request.settings.service_account or None)
+    return SubmittedRun(job.job_id, job.resource_name, console_link(request.settings, job.job_id), request.labels)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleInfo:
+    resource_name: str
+    display_name: str
+    cron: str
+    state: str
+    next_run_time: str = ""
+    started_runs: int = 0
+
+    @property
+    def schedule_id(self) -> str:
+        return self.resource_name.rsplit("/", 1)[-1]
+
+
+def _schedule_info(schedule: Any) -> ScheduleInfo:
+    resource = schedule.gca_resource
+    state = resource.state.name if hasattr(resource.state, "name") else str(resource.state)
+    next_run = resource.next_run_time.isoformat() if getattr(resource, "next_run_time", None) else ""
+    return ScheduleInfo(resource.name, resource.display_name, resource.cron, state, next_run,
+                        int(getattr(resource, "started_run_count", 0) or 0))
+
+
+def create_schedule(request: RunRequest, cron: str, max_concurrent_runs: int = 1, max_runs: int | None = None) -> ScheduleInfo:
+    """A Vertex schedule that submits `request`'s run on `cron`; at most `max_concurrent_runs`
+    at once (1: a slow retraining is never overtaken by the next one)."""
+    cron = check_cron(cron)
+    if max_concurrent_runs < 1:
+        raise ConfigError(f"max concurrent runs must be at least 1, got {max_concurrent_runs}")
+    request.settings.connect()
+    with tempfile.TemporaryDirectory() as directory, _vertex_errors("schedule"):
+        job = _pipeline_job(request, _compiled(request, directory))
+        schedule = job.create_schedule(
+            cron=cron,
+            display_name=request.display_name,
+            max_concurrent_run_count=max_concurrent_runs,
+            max_run_count=max_runs,
+            service_account=request.settings.service_account or None,
+        )
+    return _schedule_info(schedule)
+
+
+def _schedule(settings: VertexSettings, name: str) -> Any:
+    from google.cloud import aiplatform
+
+    if not name:
+        raise ConfigError("expected a schedule id or resource name (see `signpipe schedule list`)")
+    return aiplatform.PipelineJobSchedule.get(schedule_id=name, **settings.client_options())
+
+
+def list_schedules(settings: VertexSettings) -> list[ScheduleInfo]:
+    from google.cloud import aiplatform
+
+    settings.connect()
+    with _vertex_errors("schedule list"):
+        return [_schedule_info(s) for s in aiplatform.PipelineJobSchedule.list(**settings.client_options())]
+
+
+def pause_schedule(settings: VertexSettings, name: str) -> ScheduleInfo:
+    settings.connect()
+    with _vertex_errors("schedule pause"):
+        schedule = _schedule(settings, name)
+        schedule.pause()
+        return _schedule_info(_schedule(settings, name))
+
+
+def resume_schedule(settings: VertexSettings, name: str) -> ScheduleInfo:
+    settings.connect()
+    with _vertex_errors("schedule resume"):
+        schedule = _schedule(settings, name)
+        schedule.resume()
+        return _schedule_info(_schedule(settings, name))
+
+
+def delete_schedule(settings: VertexSettings, name: str) -> str:
+    settings.connect()
+    with _vertex_errors("schedule delete"):
+        schedule = _schedule(settings, name)
+        resource_name = schedule.resource_name
+        schedule.delete()
+    return resource_name
+
+
+def _time(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime.datetime) else (str(value) if value else "")
+
+
+def _state(value: Any) -> str:
+    return value.name if hasattr(value, "name") else str(value)
+
+
+def list_runs(settings: VertexSettings, limit: int = 20, pipeline: str | None = None) -> list[dict[str, Any]]:
+    """The latest runs, newest first: id, state, times, preset and revision labels."""
+    from google.cloud import aiplatform
+
+    settings.connect()
+    label_filter = f'labels.signpipe-pipeline="{pipeline}"' if pipeline else None
+    with _vertex_errors("runs list"):
+        jobs = aiplatform.PipelineJob.list(filter=label_filter, order_by="create_time desc", **settings.client_options())
+    runs = []
+    for job in jobs[:limit]:
+        resource = job.gca_resource
+        runs.append({
+            "job_id": resource.name.rsplit("/", 1)[-1],
+            "display_name": resource.display_name,
+            "state": _state(resource.state),
+            "created": _time(resource.create_time),
+            "ended": _time(resource.end_time),
+            "preset": dict(resource.labels).get("preset", ""),
+            "revision": dict(resource.labels).get("git-revision", ""),
+        })
+    return runs
+
+
+def show_run(settings: VertexSettings, job_id: str) -> dict[str, Any]:
+    """One run's state, error, parameters and per-task states."""
+    from google.cloud import aiplatform
+
+    settings.connect()
+    with _vertex_errors("runs show"):
+        job = aiplatform.PipelineJob.get(resource_name=job_id, **settings.client_options())
+    resource = job.gca_resource
+    tasks = [
+        {"task": task.task_name, "state": _state(task.state), "started": _time(task.start_time), "ended": _time(task.end_time),
+         "error": task.error.message if task.error and task.error.message else ""}
+        for task in resource.job_detail.task_details
+        if task.task_name
+    ]
+    return {
+        "job_id": resource.name.rsplit("/", 1)[-1],
+        "resource_name": resource.name,
+        "state": _state(resource.state),
+        "created": _time(resource.create_time),
+        "ended": _time(resource.end_time),
+        "error": resource.error.message if resource.error and resource.error.message else "",
+        "labels": dict(resource.labels),
+        "console_url": console_link(settings, resource.name.rsplit("/", 1)[-1]),
+        "tasks": tasks,
+    }
+
+
+def training_command_args(stage: str, data_dir: str, workdir: str, preset: str, overrides: Mapping[str, Any]) -> list[str]:
+    """`signpipe train STAGE ...` arguments (the images' entrypoint is `signpipe`)."""
+    items = [f"{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in overrides.items()]
+    return ["train", stage.replace("_", "-"), "--data", data_dir, "--workdir", workdir, "--preset", preset, *items]
+
+
+def custom_job_spec(stage: str, data_dir: str, workdir: str, preset: str, overrides: Mapping[str, Any], image_uri: str,
+                    machine: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The worker pools of a training custom job on `machine` (a `Machine` as a dict)."""
+    from pipelines.presets import Machine
+
+    spec = Machine(**dict(machine))
+    return spec.worker_pool_specs(image_uri, ["signpipe"], training_command_args(stage, data_dir, workdir, preset, overrides))
+
+
+def run_training_custom_job(
+    stage: str,
+    data_dir: str,
+    workdir: str,
+    preset: str,
+    overrides: Mapping[str, Any],
+    image_uri: str,
+    machine: Mapping[str, Any],
+    vertex: Mapping[str, str],
+    labels: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Run `signpipe train STAGE` as a Vertex AI custom job, wait for it, and return the stage's
+    final metrics from its workdir (`data_dir` and `workdir` are /gcs/... paths, which the job's
+    machines see through Cloud Storage FUSE as the launching step does)."""
+    from google.cloud import aiplatform
+
+    settings = VertexSettings(project=vertex.get("project", ""), region=vertex.get("region", ""),
+                              pipeline_root=vertex.get("pipeline_root", ""), service_account=vertex.get("service_account", ""),
+                              api_endpoint=vertex.get("api_endpoint", ""))
+    if not settings.pipeline_root:
+        raise ConfigError(f"{stage} custom job: no pipeline_root in the pipeline's `vertex` parameter (submit sets it)")
+    settings.connect()
+    display_name = f"signpipe-{stage.replace('_', '-')}-{datetime.datetime.now(datetime.timezone.utc):%Y%m%d-%H%M%S}"
+    with _vertex_errors(f"{stage} custom job"):
+        job = aiplatform.CustomJob(
+            display_name=display_name,
+            worker_pool_specs=custom_job_spec(stage, data_dir, workdir, preset, overrides, image_uri, machine),
+            base_output_dir=f"{settings.pipeline_root.rstrip('/')}/custom-jobs/{display_name}",
+            staging_bucket=settings.pipeline_root,
+            labels=dict(labels or {"signpipe-stage": stage.replace("_", "-")}),
+            **settings.client_options(),
+        )
+        job.run(service_account=settings.service_account or None, sync=True)
+    final_metrics = Path(workdir) / "final_metrics.json"
+    if not final_metrics.is_file():
+        raise SignpipeError(f"{stage} custom job {job.resource_name} finished without {final_metrics}")
+    return json.loads(final_metrics.read_text(encoding="utf-8"))
+
+
+def format_runs(runs: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+    """Rows for a terminal table of `list_runs`."""
+    return [[r["job_id"], r["state"].replace("PIPELINE_STATE_", ""), r["created"], r["preset"], r["revision"]] for r in runs]

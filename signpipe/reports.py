@@ -1,0 +1,288 @@
+"""Self-contained HTML reports of pipeline steps, for the Vertex AI run page and local runs.
+
+Vertex shows an `HTML` output artifact inline in the run graph, but only as one static file: no
+scripts from the network, no separate images. So every chart here is inline SVG built from the
+numbers (a training workdir's `metrics.jsonl`, an alignment table, the gate's criteria), and the
+same file opens from `runs/<name>/` in any browser.
+
+`scalar_metrics` flattens a stage's result dict into the plain `name -> number` pairs a `Metrics`
+artifact holds, so what the UI lists is exactly what the stage returned; `record_metrics` logs
+them on the artifact.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CHART_WIDTH = 520
+CHART_HEIGHT = 220
+_MARGIN = {"left": 64, "right": 16, "top": 28, "bottom": 36}
+_GRID_LINES = 5
+_PALETTE = ("#1a73e8", "#e8710a", "#188038", "#d93025", "#9334e6", "#12b5cb")
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 16px; color: #202124; }
+h1 { font-size: 20px; } h2 { font-size: 16px; margin-top: 24px; }
+table { border-collapse: collapse; margin: 8px 0; }
+td, th { border: 1px solid #dadce0; padding: 4px 8px; text-align: left; font-size: 13px; }
+th { background: #f1f3f4; }
+.pass { color: #188038; font-weight: 600; } .fail { color: #d93025; font-weight: 600; }
+.charts { display: flex; flex-wrap: wrap; gap: 12px; }
+.frames { font-family: monospace; font-size: 12px; white-space: nowrap; overflow-x: auto; }
+.frames span { display: inline-block; min-width: 1.1em; text-align: center; }
+.blank { color: #bdc1c6; }
+"""
+
+
+def scalar_metrics(values: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Every finite number in a (nested) result dict, keyed `outer/inner`; booleans become 0/1,
+    everything else (strings, lists, None, NaN) is left out because a metric must be a number."""
+    flat: dict[str, float] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(scalar_metrics(value, f"{name}/"))
+        elif isinstance(value, (bool, np.bool_)):
+            flat[name] = float(value)
+        elif isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(float(value)):
+            flat[name] = float(value)
+    return flat
+
+
+def record_metrics(metrics: Any, values: Mapping[str, Any]) -> dict[str, float]:
+    """Log `values` (flattened by `scalar_metrics`) on a kfp `Metrics` artifact, and also write
+    them as JSON at the artifact's path: Vertex reads the logged metadata, while a local run keeps
+    the file, which kfp's local cache needs to find before it reuses a step."""
+    from signpipe.data.atomic import atomic_write_text
+
+    flat = scalar_metrics(values)
+    for name, value in flat.items():
+        metrics.log_metric(name, value)
+    atomic_write_text(Path(metrics.path), json.dumps(flat, indent=2, sort_keys=True) + "\n")
+    return flat
+
+
+def metric_series(records: Iterable[Mapping[str, Any]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """`metrics.jsonl` records -> name -> (steps, values), non-finite entries dropped (the log
+    writes NaN and infinity as strings)."""
+    collected: dict[str, tuple[list[float], list[float]]] = {}
+    for record in records:
+        step = record.get("step")
+        if step is None:
+            continue
+        for name, value in record.items():
+            if name == "step" or isinstance(value, (str, bool)) or value is None:
+                continue
+            steps, values = collected.setdefault(name, ([], []))
+            steps.append(float(step))
+            values.append(float(value))
+    series = {}
+    for name, (steps, values) in collected.items():
+        x, y = np.asarray(steps), np.asarray(values)
+        keep = np.isfinite(y)
+        if keep.any():
+            series[name] = (x[keep], y[keep])
+    return series
+
+
+def _tick_label(value: float) -> str:
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if magnitude >= 1e4 or magnitude < 1e-3:
+        return f"{value:.2e}"
+    return f"{value:.4g}"
+
+
+def line_chart_svg(
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    title: str,
+    width: int = CHART_WIDTH,
+    height: int = CHART_HEIGHT,
+    x_label: str = "step",
+) -> str:
+    """An SVG line chart of one or more (x, y) series sharing axes, with gridlines and a legend."""
+    arrays = {name: (np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)) for name, (x, y) in series.items()}
+    arrays = {name: xy for name, xy in arrays.items() if len(xy[0])}
+    left, right, top, bottom = _MARGIN["left"], _MARGIN["right"], _MARGIN["top"], _MARGIN["bottom"]
+    plot_w, plot_h = width - left - right, height - top - bottom
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">',
+        f"<title>{html.escape(title)}</title>",
+        f'<text x="{left}" y="16" font-size="13" font-weight="600">{html.escape(title)}</text>',
+    ]
+    if not arrays:
+        parts.append(f'<text x="{left}" y="{top + plot_h / 2:.1f}" font-size="12" fill="#5f6368">no data</text></svg>')
+        return "".join(parts)
+    all_x = np.concatenate([x for x, _ in arrays.values()])
+    all_y = np.concatenate([y for _, y in arrays.values()])
+    x_lo, x_hi = float(all_x.min()), float(all_x.max())
+    y_lo, y_hi = float(all_y.min()), float(all_y.max())
+    if x_hi == x_lo:
+        x_lo, x_hi = x_lo - 1.0, x_hi + 1.0
+    if y_hi == y_lo:
+        pad = abs(y_lo) * 0.05 or 1.0
+        y_lo, y_hi = y_lo - pad, y_hi + pad
+
+    def to_px(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return left + (x - x_lo) / (x_hi - x_lo) * plot_w, top + (1.0 - (y - y_lo) / (y_hi - y_lo)) * plot_h
+
+    for level in np.linspace(y_lo, y_hi, _GRID_LINES):
+        _, py = to_px(np.array([x_lo]), np.array([level]))
+        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{py[0]:.1f}" y2="{py[0]:.1f}" stroke="#e8eaed"/>')
+        parts.append(f'<text x="{left - 6}" y="{py[0] + 4:.1f}" font-size="10" text-anchor="end" fill="#5f6368">{_tick_label(level)}</text>')
+    for level in np.linspace(x_lo, x_hi, _GRID_LINES):
+        px, _ = to_px(np.array([level]), np.array([y_lo]))
+        parts.append(f'<text x="{px[0]:.1f}" y="{top + plot_h + 14}" font-size="10" text-anchor="middle" fill="#5f6368">{_tick_label(level)}</text>')
+    parts.append(f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#bdc1c6"/>')
+    parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 4}" font-size="11" text-anchor="middle" fill="#5f6368">{html.escape(x_label)}</text>')
+    for k, (name, (x, y)) in enumerate(arrays.items()):
+        color = _PALETTE[k % len(_PALETTE)]
+        px, py = to_px(x, y)
+        if len(x) == 1:
+            parts.append(f'<circle cx="{px[0]:.1f}" cy="{py[0]:.1f}" r="3" fill="{color}"/>')
+        else:
+            points = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(px, py, strict=True))
+            parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{points}"/>')
+        if len(arrays) > 1:
+            parts.append(f'<text x="{left + plot_w - 4}" y="{top + 14 + 13 * k}" font-size="11" text-anchor="end" fill="{color}">{html.escape(name)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _page(title: str, body: Iterable[str]) -> str:
+    return (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>{''.join(body)}</body></html>"
+    )
+
+
+def _value_cell(value: Any) -> str:
+    if isinstance(value, float):
+        return html.escape(_tick_label(value) if math.isfinite(value) else str(value))
+    return html.escape(str(value))
+
+
+def key_value_table(values: Mapping[str, Any]) -> str:
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{_value_cell(v)}</td></tr>" for k, v in values.items())
+    return f"<table>{rows}</table>"
+
+
+def training_report(workdir: str | Path, title: str, final_metrics: Mapping[str, Any] | None = None) -> str:
+    """A training stage's page: its final metrics, then one chart per logged scalar (loss,
+    validation score, learning rate, ...) from `workdir/metrics.jsonl`."""
+    from signpipe.train.reporting import read_metrics  # here: the training package imports jax
+
+    series = metric_series(read_metrics(workdir))
+    body = []
+    if final_metrics:
+        body.append("<h2>Result</h2>" + key_value_table({k: v for k, v in final_metrics.items() if not isinstance(v, (dict, list))}))
+    charts = [line_chart_svg({name: xy}, name) for name, xy in sorted(series.items())]
+    body.append("<h2>Curves</h2>")
+    body.append(f'<div class="charts">{"".join(charts)}</div>' if charts else "<p>no scalars were logged</p>")
+    return _page(title, body)
+
+
+def alignment_report(examples: Iterable[Mapping[str, Any]], title: str, summary: Mapping[str, Any] | None = None) -> str:
+    """Pseudo-alignment examples, one row per sequence: the phrase, its confidence and flags, and
+    the frame-by-frame characters (blank frames greyed) so a reader sees where each character sits.
+
+    Each example: `sequence_id`, `phrase`, `frames` (per-frame character, "" for blank),
+    optionally `confidence` and `flags`."""
+    body = []
+    if summary:
+        body.append("<h2>Summary</h2>" + key_value_table(summary))
+    rows = []
+    for example in examples:
+        cells = "".join(
+            f'<span class="blank">&middot;</span>' if not ch else f"<span>{html.escape(ch)}</span>" for ch in example["frames"]
+        )
+        confidence = example.get("confidence")
+        flags = ", ".join(example.get("flags") or []) or "-"
+        rows.append(
+            f"<tr><td>{html.escape(str(example['sequence_id']))}</td><td>{html.escape(example['phrase'])}</td>"
+            f"<td>{_value_cell(float(confidence)) if confidence is not None else '-'}</td><td>{html.escape(flags)}</td>"
+            f'<td class="frames">{cells}</td></tr>'
+        )
+    body.append("<h2>Examples</h2><table><tr><th>sequence</th><th>phrase</th><th>confidence</th><th>flags</th><th>frames</th></tr>"
+                + "".join(rows) + "</table>")
+    return _page(title, body)
+
+
+def gate_report(criteria: Iterable[Mapping[str, Any]], passed: bool, title: str = "Gate",
+                champion: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None) -> str:
+    """The gate's verdict, one row per criterion (`signpipe.export.gate.Criterion.to_dict()`:
+    name, measured, comparison, threshold, unit, note, passed), the facts it was measured under
+    and the champion the new model was compared with."""
+    verdict = ('<p class="pass">PASSED: the model may be published</p>' if passed
+               else '<p class="fail">FAILED: the model is not published</p>')
+    rows = []
+    for criterion in criteria:
+        ok = bool(criterion["passed"])
+        unit = f" {criterion['unit']}" if criterion.get("unit") else ""
+        name = str(criterion["name"]) + (f" ({criterion['note']})" if criterion.get("note") else "")
+        rows.append(
+            f"<tr><td>{html.escape(name)}</td><td>{_value_cell(criterion['measured'])}{html.escape(unit)}</td>"
+            f"<td>{html.escape(str(criterion.get('comparison', '')))} {_value_cell(criterion['threshold'])}{html.escape(unit)}</td>"
+            f'<td class="{"pass" if ok else "fail"}">{"pass" if ok else "fail"}</td></tr>'
+        )
+    body = [verdict, "<table><tr><th>criterion</th><th>measured</th><th>threshold</th><th></th></tr>" + "".join(rows) + "</table>"]
+    if context:
+        body.append("<h2>Measured under</h2>" + key_value_table(context))
+    body.append("<h2>Champion</h2>" + (key_value_table(champion) if champion
+                                       else "<p>none yet: the first model that passes becomes the champion</p>"))
+    return _page(title, body)
+
+
+def alignment_examples(records: Any, count: int) -> list[dict[str, Any]]:
+    """Up to `count` rows of an alignments artifact (`signpipe.align.AlignmentRecords`) as
+    `alignment_report` shows them: flagged sequences first (what a reader checks), then usable
+    ones; each frame labelled with the phrase character whose span holds it."""
+    flagged = [row for row in records.rows if row.alignment.impossible or row.alignment.low_confidence]
+    usable = [row for row in records.rows if not (row.alignment.impossible or row.alignment.low_confidence)]
+    chosen = (flagged[: count // 2] + usable)[:count] if usable else flagged[:count]
+    examples = []
+    for row in chosen:
+        alignment = row.alignment
+        n_frames = int(alignment.frame_classes.size)
+        owner_of_frame = np.full(n_frames, -1, dtype=np.int64)
+        spans = np.asarray(alignment.spans, dtype=np.int64).reshape(-1, 2)
+        valid = (spans[:, 0] >= 0) & (spans[:, 1] > spans[:, 0])
+        starts, ends = spans[valid, 0], np.minimum(spans[valid, 1], n_frames)
+        lengths = np.maximum(ends - starts, 0)
+        owners = np.repeat(np.flatnonzero(valid), lengths)
+        within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        owner_of_frame[np.repeat(starts, lengths) + within] = owners
+        flags = [name for name, on in (("impossible", alignment.impossible), ("low confidence", alignment.low_confidence)) if on]
+        examples.append({
+            "sequence_id": row.sequence_id,
+            "phrase": row.phrase,
+            "frames": ["" if k < 0 else row.phrase[k] for k in owner_of_frame.tolist()],
+            "confidence": float(alignment.confidence),
+            "flags": flags,
+        })
+    return examples
+
+
+def validation_markdown(report: Mapping[str, Any]) -> str:
+    """A corpus validation report (`ValidationReport.to_dict()`) as Markdown: verdict, every
+    problem and warning, and a table of each part's size and hand coverage."""
+    lines = [f"# Corpus validation: {'OK' if report['ok'] else 'FAILED'}", "",
+             f"- corpus: `{report['root']}`", f"- layout: {report['kind'] or 'unknown'}", f"- label map: `{report['map']}`", ""]
+    for title, key in (("Problems", "problems"), ("Warnings", "warnings")):
+        if report[key]:
+            lines += [f"## {title}", ""] + [f"- {item['where']}: {item['message']}" for item in report[key]] + [""]
+    summary = report.get("summary") or {}
+    if summary:
+        columns = ["sequences", "participants", "sequences_read", "frames_total", "frames_median", "no_hand_fraction"]
+        lines += ["## Parts", "", "| part | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+        for part, values in summary.items():
+            cells = [_tick_label(values[c]) if isinstance(values.get(c), float) else str(values.get(c, "")) for c in columns]
+            lines.append(f"| {part} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

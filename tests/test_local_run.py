@@ -1,0 +1,57 @@
+"""The smoke preset end to end with kfp's local runner, as `make run` runs it; then the same run
+repeated with a gate no model can pass, which must leave the champion where it was.
+
+Slow (minutes on 2 cores): `make test-slow`, and CI runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from pipelines.local import CACHE_DIR, LOG_FILE, SUMMARY_FILE, run_local
+from signpipe.registry import LocalModelRegistry
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_smoke_run_publishes_then_a_tighter_gate_keeps_the_champion(tmp_path):
+    runs = tmp_path / "runs"
+    console = Console(record=True, width=160, force_terminal=False)
+    first = run_local("fingerspelling", "smoke", runs_dir=runs, console=console, enable_caching=True)
+
+    assert first.succeeded and first.run_dir.parent == runs.resolve()
+    assert first.run_dir.name.startswith("fingerspelling-smoke-")
+    for kept in ("corpus", "eval-corpus", "pipeline", LOG_FILE, SUMMARY_FILE, "parameters.json"):
+        assert (first.run_dir / kept).exists(), kept
+    printed = console.export_text()
+    for line in ("score", "size", "latency", "gate", "champion bundle", "time per task", "finetune", "distill", "publish"):
+        assert line in printed, line
+    summary = json.loads((first.run_dir / SUMMARY_FILE).read_text())["summary"]
+    assert summary["gate"] == "passed" and summary["published_version"] == summary["champion_version"] == "0001"
+    assert Path(summary["champion_bundle"]).is_file() and Path(summary["bundle"]).is_file()
+    assert 0.0 < summary["model_mb"] < 40.0 and summary["latency_ms"]["p95"] > 0
+    finished = {t.task for t in first.tasks if t.status == "SUCCESS"}
+    assert {"validate", "estimate-y-scale", "plan-shards", "write-shard", "gather-shards", "finetune", "align",
+            "noisy-student", "distill", "export", "evaluate", "gate", "publish"} <= finished
+    assert not any(t.task.startswith("pretrain") for t in first.tasks)  # no pretraining in smoke
+
+    registry = runs / "registry" / "fingerspelling"
+    champion = LocalModelRegistry(registry).champion()
+    assert champion.version == "0001" and champion.metadata["preset"] == "smoke"
+
+    # the same data and settings, with a gate no model passes: every step up to the gate comes
+    # from the cache, the gate fails, nothing is published, the champion stays
+    second = run_local("fingerspelling", "smoke", data=first.run_dir / "corpus", eval_data=first.run_dir / "eval-corpus",
+                       overrides=["min_score=2"], runs_dir=runs, console=console, enable_caching=True)
+    assert second.succeeded
+    statuses = {t.task: t.status for t in second.tasks}
+    assert statuses["finetune"] == statuses["export"] == "CACHED" and statuses["gate"] == "SUCCESS"
+    assert "publish" not in statuses
+    assert second.summary["gate"] == "failed" and "normalized_levenshtein" in second.summary["gate_failed"]
+    assert second.summary["published_version"] is None
+    assert LocalModelRegistry(registry).champion() == champion
+    assert [v.version for v in LocalModelRegistry(registry).versions()] == ["0001"]
+    assert (runs / CACHE_DIR).is_dir()
