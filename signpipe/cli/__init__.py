@@ -39,10 +39,11 @@ def _root(
 
 
 def _register() -> None:
-    from signpipe.cli import data, extract
+    from signpipe.cli import data, extract, predict
 
     app.add_typer(data.app, name="data")
     app.command("extract")(extract.extract)
+    app.command("predict")(predict.predict)
     for name in ("landmarks", "images", "train"):
         try:
             module = __import__(f"signpipe.cli.{name}", fromlist=["app"])

@@ -1,0 +1,417 @@
+"""`signpipe predict`: run a published bundle on landmark files or videos, exactly as deployed.
+
+The point of predicting through the bundle rather than the training code is that what is checked
+is what ships: the zip's `model.tflite` is called through `ai_edge_litert`'s
+`get_signature_runner("serving_default")` (`signpipe.export.evaluate.signature_runner`, the
+scorer's call), and the output is read the way each competition's scorer read it.
+
+Which task a bundle serves is read from its signature's input, not from a flag, so a user cannot
+pair a model with the wrong decoding:
+- fingerspelling, input `[n_frames, len(selected_columns)]`: the columns named by
+  `inference_args.json`, in the file's row order (`read_selected_columns`, the same selection as
+  `signpipe evaluate`); output rows argmax'ed one by one through the character map, an index the
+  map does not hold (the CTC blank) giving "" (`FingerspellingProtocol.decode`);
+- isolated signs, input `[n_frames, 543, 3]` (the asl-signs scorer's call; its bundle may be
+  `model.tflite` alone): output one score per sign of `sign_to_prediction_index_map.json`,
+  reported as the top k signs.
+
+Inputs are recognized by their bytes, not their names: a parquet file in the fingerspelling
+layout (wide columns, many sequences: every one is predicted, or those of `sequence_ids`), a
+parquet file in the asl-signs layout (long rows, one sequence), or a video, whose landmarks come
+from MediaPipe in the video environment (`signpipe.video.client`, docs/video.md). Landmarks that
+are not already the bundle's columns (long files, videos, for a fingerspelling bundle) are laid
+out as the wide columns the bundle names, the layout `signpipe.data.schema` defines.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from signpipe.data.corpus import FINGERSPELLING, ISOLATED_SIGNS, open_parquet, quote_items, read_parquet_columns
+from signpipe.data.schema import CHARACTER_MAP_FILE, N_POINTS, SIGN_MAP_FILE, WIDE_COLUMNS, load_map, packaged_map
+from signpipe.decode import character_table
+from signpipe.errors import ConfigError, CorpusError, Problem, SignpipeError
+from signpipe.export.bundle import (
+    ARGS_FILE,
+    INPUT_NAME,
+    MODEL_FILE,
+    OUTPUT_NAME,
+    SIGNATURE,
+    Bundle,
+    read_bundle,
+)
+
+#: what an input file is, as far as prediction is concerned
+WIDE_PARQUET = "wide parquet"
+LONG_PARQUET = "long parquet"
+VIDEO = "video"
+#: the columns that make a parquet file the asl-signs (long) layout; `row_id`, `type` and
+#: `landmark_index` only restate the fixed point order, so they are not required
+LONG_LAYOUT_COLUMNS = ("frame", "x", "y", "z")
+PARQUET_MAGIC = b"PAR1"
+DEFAULT_TOP_K = 5
+#: wide column name -> its position in the axis-major layout (x of every point, then y, then z)
+_WIDE_POSITION = {name: position for position, name in enumerate(WIDE_COLUMNS)}
+
+
+class InputError(CorpusError):
+    """Inputs that cannot be predicted on (missing, neither a landmark file nor a video, a parquet
+    file in neither layout); carries one `Problem` per bad input so all are fixed in one go."""
+
+
+@dataclass(frozen=True)
+class SignScore:
+    sign: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The bundle's answer for one sequence: a phrase (fingerspelling) or the top signs."""
+
+    input: Path
+    source: str
+    """`WIDE_PARQUET`, `LONG_PARQUET` or `VIDEO`"""
+    sequence_id: int | None
+    """the sequence's id in a parquet file (a long file's name when it is a number); `None` for a video"""
+    n_frames: int
+    task: str
+    phrase: str | None = None
+    signs: tuple[SignScore, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        values: dict[str, Any] = {"input": str(self.input), "source": self.source, "sequence_id": self.sequence_id,
+                                  "frames": self.n_frames, "task": self.task}
+        if self.task == FINGERSPELLING:
+            values["phrase"] = self.phrase
+        else:
+            values["signs"] = [{"sign": s.sign, "score": s.score} for s in self.signs]
+        return values
+
+
+# --- the bundle ---------------------------------------------------------------------------------
+
+
+def _open_zip(path: Path) -> Bundle:
+    """Model bytes and selected columns of a bundle zip; a bundle without `inference_args.json`
+    (the asl-signs form) gets no columns, which only an isolated-signs model may do."""
+    if not path.is_file():
+        raise SignpipeError(f"{path}: bundle not found (expected a zip holding {MODEL_FILE}, with {ARGS_FILE} for a "
+                            "fingerspelling model)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            if MODEL_FILE not in names:
+                raise SignpipeError(f"{path}: bundle lacks {MODEL_FILE} (expected it at the top of the zip, found "
+                                    f"{quote_items(sorted(names)) or 'nothing'})")
+            if ARGS_FILE not in names:
+                return Bundle(path, archive.read(MODEL_FILE), ())
+    except zipfile.BadZipFile as exc:
+        raise SignpipeError(f"{path}: not a readable zip ({exc}); expected a bundle zip holding {MODEL_FILE}") from None
+    return read_bundle(path, check_model=False)
+
+
+def _signature_shapes(model: bytes, where: str) -> tuple[list[int], list[int]]:
+    """Input and output shapes (-1 for a dynamic axis) of the model's `serving_default`, after
+    checking it is the scorer's call: float32 `inputs` in, `outputs` out."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interpreter = Interpreter(model_content=model)
+    except (ValueError, RuntimeError) as exc:
+        raise SignpipeError(f"{where}: not a loadable TFLite model ({' '.join(str(exc).split())[:200]})") from None
+    signatures = interpreter.get_signature_list()
+    if SIGNATURE not in signatures:
+        raise SignpipeError(f"{where}: no {SIGNATURE!r} signature (found {sorted(signatures) or 'none'})")
+    signature = signatures[SIGNATURE]
+    if list(signature.get("inputs", [])) != [INPUT_NAME] or OUTPUT_NAME not in signature.get("outputs", []):
+        raise SignpipeError(f"{where}: {SIGNATURE} takes {signature.get('inputs')} and returns "
+                            f"{signature.get('outputs')}; expected input {INPUT_NAME!r} and output {OUTPUT_NAME!r}")
+    runner = interpreter.get_signature_runner(SIGNATURE)
+    inputs, outputs = runner.get_input_details()[INPUT_NAME], runner.get_output_details()[OUTPUT_NAME]
+    if inputs["dtype"] != np.float32:
+        raise SignpipeError(f"{where}: input {INPUT_NAME!r} is {np.dtype(inputs['dtype']).name}; expected float32")
+    return _shape_signature(inputs), _shape_signature(outputs)
+
+
+def _shape_signature(details: dict) -> list[int]:
+    return [int(n) for n in details.get("shape_signature", details["shape"])]
+
+
+class BundlePredictor:
+    """A loaded bundle: which task it serves, its signature runner, and how to read its output.
+
+    Built by `load_predictor`; reuse one for many inputs so the model is loaded once.
+    """
+
+    def __init__(self, bundle: Bundle, task: str, label_map: dict[str, int], runner: Any):
+        self.bundle = bundle
+        self.task = task
+        self.label_map = label_map
+        self.labels = character_table(label_map)
+        self.runner = runner
+        self.selected_columns = bundle.selected_columns
+        if task == FINGERSPELLING:
+            from signpipe.export.evaluate import FingerspellingProtocol
+
+            self._protocol = FingerspellingProtocol(label_map)
+        # where each selected column sits in frames [T, 543, 3]: (point, axis) of its wide name
+        self._not_coordinates = [c for c in self.selected_columns if c not in _WIDE_POSITION]
+        positions = np.fromiter((_WIDE_POSITION.get(c, 0) for c in self.selected_columns), dtype=np.int64)
+        self._axes, self._points = np.divmod(positions, N_POINTS)
+
+    @property
+    def path(self) -> Path:
+        return self.bundle.path
+
+    def model_inputs(self, frames: np.ndarray, where: str) -> np.ndarray:
+        """Frames `[T, 543, 3]` as this model's input: as they are for a signs model, the selected
+        wide columns `[T, len(selected_columns)]` for a fingerspelling one."""
+        frames = np.asarray(frames, dtype=np.float32)
+        if frames.ndim != 3 or frames.shape[1:] != (N_POINTS, 3) or len(frames) == 0:
+            raise CorpusError(Problem(where, f"expected landmark frames [n_frames >= 1, {N_POINTS}, 3], found "
+                                             f"{frames.shape}"))
+        if self.task == ISOLATED_SIGNS:
+            return np.ascontiguousarray(frames)
+        if self._not_coordinates:
+            raise SignpipeError(f"{self.path}:{ARGS_FILE} selects {quote_items(self._not_coordinates)}: not landmark "
+                                f"coordinate columns (x_face_0 ... z_right_hand_20), so it cannot read the frames of "
+                                f"{where}; expected a wide parquet file holding those columns")
+        return np.ascontiguousarray(frames[:, self._points, self._axes])
+
+    def run(self, inputs: np.ndarray) -> np.ndarray:
+        """The scorer's call on one sequence's model input."""
+        return np.asarray(self.runner(**{INPUT_NAME: inputs})[OUTPUT_NAME])
+
+    def phrase(self, outputs: np.ndarray) -> str:
+        """Rows argmax'ed through the character map, as `signpipe evaluate` decodes them."""
+        return self._protocol.decode(outputs)
+
+    def top_signs(self, outputs: np.ndarray, k: int) -> tuple[SignScore, ...]:
+        scores = np.asarray(outputs, dtype=np.float32).reshape(-1)
+        if scores.size != len(self.labels):
+            raise SignpipeError(f"{self.path}: model output {OUTPUT_NAME!r} holds {scores.size} scores; expected one "
+                                f"per sign of the map ({len(self.labels)})")
+        best = np.argsort(-scores, kind="stable")[:k]
+        return tuple(SignScore(str(self.labels[i]), float(scores[i])) for i in best)
+
+    def predict(self, model_inputs: np.ndarray, top_k: int = DEFAULT_TOP_K) -> tuple[str | None, tuple[SignScore, ...]]:
+        """`(phrase, ())` or `(None, top signs)` for one sequence's model input."""
+        outputs = self.run(model_inputs)
+        if self.task == FINGERSPELLING:
+            return self.phrase(outputs), ()
+        return None, self.top_signs(outputs, top_k)
+
+
+def load_predictor(bundle: str | Path, *, threads: int = 1, map_path: str | Path | None = None) -> BundlePredictor:
+    """Open a bundle, tell its task from the signature's input shape and load the label map
+    (`map_path`, else the competition's map of that task)."""
+    from signpipe.export.evaluate import signature_runner
+
+    path = Path(bundle)
+    opened = _open_zip(path)
+    where = f"{path}:{MODEL_FILE}"
+    input_shape, output_shape = _signature_shapes(opened.model, where)
+    if len(input_shape) == 2:
+        if not opened.selected_columns:
+            raise SignpipeError(f"{path}: a fingerspelling model (input [n_frames, {input_shape[1]}]) needs {ARGS_FILE} "
+                                "with its selected_columns beside it; the bundle has none")
+        if input_shape[1] != len(opened.selected_columns):
+            raise SignpipeError(f"{where}: input {INPUT_NAME!r} is [n_frames, {input_shape[1]}]; expected one column per "
+                                f"selected column of {ARGS_FILE} ({len(opened.selected_columns)})")
+        task, map_file = FINGERSPELLING, CHARACTER_MAP_FILE
+    elif len(input_shape) == 3 and input_shape[1:] == [N_POINTS, 3]:
+        task, map_file = ISOLATED_SIGNS, SIGN_MAP_FILE
+    else:
+        raise SignpipeError(f"{where}: input {INPUT_NAME!r} has shape {input_shape}; expected [n_frames, n_columns] "
+                            f"(fingerspelling) or [n_frames, {N_POINTS}, 3] (isolated signs)")
+    label_map = load_map(map_path) if map_path is not None else packaged_map(map_file)
+    known_outputs = [n for n in output_shape if n > 0]
+    if task == ISOLATED_SIGNS and len(known_outputs) == len(output_shape) and int(np.prod(output_shape)) != len(label_map):
+        raise SignpipeError(f"{where}: output {OUTPUT_NAME!r} has shape {output_shape}; expected one score per sign of "
+                            f"the map ({len(label_map)})")
+    return BundlePredictor(opened, task, label_map, signature_runner(opened.model, threads))
+
+
+# --- inputs -------------------------------------------------------------------------------------
+
+
+@dataclass
+class PlannedInput:
+    """One input, what it is, and (for parquet files) which of its sequences to predict."""
+
+    path: Path
+    source: str
+    sequence_ids: list[int | None] = field(default_factory=list)
+
+
+def _parquet_layout(path: Path) -> tuple[str | None, pq.ParquetFile]:
+    parquet = open_parquet(path)
+    names = set(parquet.schema_arrow.names)
+    if "sequence_id" in names and not names.isdisjoint(_WIDE_POSITION):
+        return WIDE_PARQUET, parquet
+    if names.issuperset(LONG_LAYOUT_COLUMNS):
+        return LONG_PARQUET, parquet
+    return None, parquet
+
+
+def _wide_sequence_ids(path: Path, parquet: pq.ParquetFile) -> list[int]:
+    """Ids of a wide file in the order they first appear, as the scorer would meet them."""
+    ids = read_parquet_columns(parquet, path, ["sequence_id"]).column("sequence_id").to_numpy()
+    unique, first = np.unique(ids, return_index=True)
+    return unique[np.argsort(first)].tolist()
+
+
+def _long_sequence_id(path: Path) -> int | None:
+    """The asl-signs layout names each file `<sequence_id>.parquet`."""
+    return int(path.stem) if path.stem.isdigit() else None
+
+
+def plan_inputs(inputs: Iterable[str | Path], sequence_ids: Iterable[int] | None = None) -> list[PlannedInput]:
+    """What each input is and which sequences of it to predict, every bad input named at once.
+
+    `sequence_ids` narrows the parquet inputs to those sequences (each must be found in one of
+    them); videos are always predicted.
+    """
+    from signpipe.video.inputs import HEADER_BYTES, identify_bytes
+
+    paths = [Path(p) for p in inputs]
+    if not paths:
+        raise InputError(Problem("inputs", "expected at least one landmark parquet file or video, found none"))
+    wanted = None if sequence_ids is None else {int(i) for i in sequence_ids}
+    planned, problems = [], []
+    for path in paths:
+        if not path.exists():
+            problems.append(Problem(str(path), "expected a landmark parquet file or a video, found no such file"))
+            continue
+        if not path.is_file():
+            problems.append(Problem(str(path), "expected a landmark parquet file or a video, found a directory"
+                                               if path.is_dir() else "expected a file, found a special file"))
+            continue
+        try:
+            with open(path, "rb") as stream:
+                header = stream.read(HEADER_BYTES)
+        except OSError as exc:
+            problems.append(Problem(str(path), f"expected a readable file, found it unreadable ({exc.strerror or exc})"))
+            continue
+        kind = identify_bytes(header)
+        if kind.is_video:
+            planned.append(PlannedInput(path, VIDEO, [None]))
+            continue
+        if not header.startswith(PARQUET_MAGIC):
+            problems.append(Problem(str(path), "expected a landmark parquet file (either Kaggle layout) or a video "
+                                               f"(MP4/MOV, AVI, MKV/WebM, ...), found {kind.description}"))
+            continue
+        try:
+            layout, parquet = _parquet_layout(path)
+        except CorpusError as exc:
+            problems += exc.problems
+            continue
+        if layout is None:
+            found = quote_items(parquet.schema_arrow.names) or "no columns"
+            problems.append(Problem(str(path), "expected a landmark file in the fingerspelling layout (sequence_id, "
+                                               "frame, x_face_0 ... z_right_hand_20) or the asl-signs layout "
+                                               f"(frame, row_id, type, landmark_index, x, y, z), found {found}"))
+            continue
+        if layout == WIDE_PARQUET:
+            try:
+                ids: list[int | None] = list(_wide_sequence_ids(path, parquet))
+            except CorpusError as exc:
+                problems += exc.problems
+                continue
+        else:
+            ids = [_long_sequence_id(path)]
+        if wanted is not None:
+            ids = [i for i in ids if i in wanted]
+            if not ids:
+                continue
+        planned.append(PlannedInput(path, layout, ids))
+    if wanted is not None:
+        found_ids = {i for item in planned for i in item.sequence_ids}
+        missing = sorted(wanted - found_ids)
+        if missing:
+            problems.append(Problem("--sequence-id", f"expected sequence_id {quote_items(missing)} in the parquet "
+                                                     "inputs, found no such sequence"))
+    if problems:
+        raise InputError(problems)
+    return planned
+
+
+# --- predicting ---------------------------------------------------------------------------------
+
+
+def _wide_model_inputs(predictor: BundlePredictor, item: PlannedInput) -> Iterator[tuple[int, np.ndarray]]:
+    """`(sequence_id, model input)` of the wanted sequences of one wide file."""
+    ids = [int(i) for i in item.sequence_ids if i is not None]
+    if predictor.task == FINGERSPELLING:
+        from signpipe.export.evaluate import read_selected_columns
+
+        columns = read_selected_columns(item.path, list(predictor.selected_columns), ids)
+        for sequence_id in ids:
+            yield sequence_id, columns[sequence_id]
+        return
+    from signpipe.data.fingerspelling import read_wide_sequences
+
+    frames = dict(read_wide_sequences(item.path, ids))
+    for sequence_id in ids:
+        yield sequence_id, predictor.model_inputs(frames[sequence_id], f"{item.path} sequence_id {sequence_id}")
+
+
+def _parquet_predictions(predictor: BundlePredictor, item: PlannedInput, top_k: int) -> Iterator[Prediction]:
+    if item.source == WIDE_PARQUET:
+        pairs = _wide_model_inputs(predictor, item)
+    else:
+        from signpipe.data.signs import read_long_frames
+
+        frames, _ = read_long_frames(item.path)
+        pairs = iter([(item.sequence_ids[0], predictor.model_inputs(frames, str(item.path)))])
+    for sequence_id, model_inputs in pairs:
+        phrase, signs = predictor.predict(model_inputs, top_k)
+        yield Prediction(item.path, item.source, sequence_id, len(model_inputs), predictor.task, phrase, signs)
+
+
+def predict(
+    bundle: str | Path | BundlePredictor,
+    inputs: Sequence[str | Path],
+    *,
+    sequence_ids: Iterable[int] | None = None,
+    top_k: int = DEFAULT_TOP_K,
+    threads: int = 1,
+    map_path: str | Path | None = None,
+    progress: Callable[[Any], None] | None = None,
+    python: str | Path | None = None,
+) -> list[Prediction]:
+    """One `Prediction` per sequence of `inputs`, in input order (a wide file's sequences in the
+    order they first appear in it).
+
+    What needs no landmark read and no frame decoded (the bundle, each input's kind and layout,
+    the sequence ids) is checked for all inputs before the first model call. All videos go
+    through one video worker (MediaPipe's start-up paid once), after the parquet inputs;
+    `progress` receives its `FrameProgress` updates and `python` overrides where the video
+    environment is found.
+    """
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ConfigError(f"top: expected a positive number of signs to list, found {top_k!r}")
+    predictor = bundle if isinstance(bundle, BundlePredictor) else load_predictor(bundle, threads=threads,
+                                                                                  map_path=map_path)
+    planned = plan_inputs(inputs, sequence_ids)
+    by_input: list[list[Prediction]] = [[] for _ in planned]
+    videos = [k for k, item in enumerate(planned) if item.source == VIDEO]
+    for k, item in enumerate(planned):
+        if item.source != VIDEO:
+            by_input[k] = list(_parquet_predictions(predictor, item, top_k))
+    if videos:
+        from signpipe.video.client import landmark_videos
+
+        landmarked = landmark_videos([planned[k].path for k in videos], progress, python)
+        for k, (_, frames) in zip(videos, landmarked, strict=True):
+            phrase, signs = predictor.predict(predictor.model_inputs(frames, str(planned[k].path)), top_k)
+            by_input[k] = [Prediction(planned[k].path, VIDEO, None, len(frames), predictor.task, phrase, signs)]
+    return [prediction for predictions in by_input for prediction in predictions]
