@@ -1,7 +1,7 @@
 """The smoke preset end to end with kfp's local runner, as `make run` runs it; then the same run
 repeated with a gate no model can pass, which must leave the champion where it was.
 
-Slow (minutes on 2 cores): `make test-slow`, and CI runs it."""
+Slow (minutes on 2 cores): `make test-slow`. CI runs the first half as `make run`."""
 
 from __future__ import annotations
 
