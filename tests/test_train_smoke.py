@@ -18,8 +18,8 @@ TARGET_SCORE = 0.85
 
 @pytest.mark.slow
 def test_smoke_preset_reaches_the_target_score(tmp_path):
-    generate_fingerspelling(tmp_path / "corpus", n_sequences=800, seed=11)
-    manifest = preprocess(tmp_path / "corpus", tmp_path / "shards", validation_fraction=0.1)
+    generate_fingerspelling(tmp_path / "corpus", n_sequences=1600, seed=11)
+    manifest = preprocess(tmp_path / "corpus", tmp_path / "shards", validation_fraction=0.05)
     assert manifest["splits"]["validation"]["sequences"] == 80
 
     started = time.perf_counter()

@@ -15,9 +15,12 @@ overrides one field of that size's `ModelConfig`. Every value is type-checked an
 when the config is built, so a typo fails before any data is read or anything is compiled.
 
 Presets (finetune; pretrain follows the same sizes):
-- `smoke`: the tiny model on a synthetic corpus, a few minutes on 2 CPU cores; what tests and
-  `make run` use. Its learning rate and EMA are higher than the seed's because the run is
-  hundreds, not tens of thousands, of steps.
+- `smoke`: the tiny model on a synthetic corpus, minutes on 2 CPU cores; what tests and the
+  pipeline's smoke preset start from. Its learning rate and EMA are higher than the seed's and its
+  augmentation lighter ("light") because the run is two thousand, not tens of thousands, of steps:
+  with the seed's full augmentation the same 1,000 steps reached 0.48 instead of 0.74 (validation
+  score, 800-sequence synthetic corpus), and 2,000 "light" steps on 1,600 sequences reach the
+  0.85 the acceptance test asks for (`tests/test_train_smoke.py`).
 - `small`: the seed's 24 x 256 student, the seed's optimizer settings, a single-GPU-sized run.
 - `large`: the seed's 24 x 1024 teacher, same settings.
 - `kaggle5th`: the seed's full recipe for the large teacher (batch 256, lr 5e-4, 1k warmup, EMA 0.993,
@@ -134,15 +137,16 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "smoke": {
             "model": "tiny",
             "model_overrides": {"dropout": 0.0, "layerdrop": 0.0},
+            "augmentation": "light",
             "batch_size": 32,
             "eval_batch_size": 64,
             "max_length": 128,
-            "total_steps": 1000,
+            "total_steps": 2000,
             "warmup_steps": 60,
             "learning_rate": 2e-3,
             "weight_decay": 0.01,
             "ema_decay": 0.98,
-            "eval_every": 250,
+            "eval_every": 500,
             "checkpoint_every": 250,
             "log_every": 25,
         },
