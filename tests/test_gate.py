@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from flax import nnx
 
@@ -132,3 +133,40 @@ def test_gate_command_exits_1_on_fail_and_0_on_pass(bundle: Path, corpus_dir: Pa
     printed = capsys.readouterr().out
     assert printed.startswith("# Gate: PASS")
     assert "latency p95 (16 frames, 1 thread)" in printed
+
+
+def test_mean_latency_criterion_is_judged_when_set():
+    thresholds = GateThresholds(max_mean_latency_ms=100.0)
+    fast = judge(GateMeasurements(model_mb=5.0, score=0.9, metric="accuracy", latency_mean_ms=12.5), thresholds)
+    slow = judge(GateMeasurements(model_mb=5.0, score=0.9, metric="accuracy", latency_mean_ms=140.0), thresholds)
+    assert fast.passed and not slow.passed
+    assert [c.name for c in slow.failed] == ["mean latency per sequence"]
+    assert "mean latency per sequence is 140 ms, needs <= 100 ms" in slow.markdown()
+    with pytest.raises(SignpipeError, match="no mean latency was measured"):
+        judge(GateMeasurements(model_mb=5.0, score=0.9), thresholds)
+    with pytest.raises(ConfigError, match="max_mean_latency_ms must be positive"):
+        GateThresholds(max_mean_latency_ms=0)
+
+
+def test_latency_probe_of_a_bundle_reading_whole_landmark_frames(tmp_path):
+    """An isolated-signs bundle takes [frames, 543, 3] and returns one score row: the probe feeds
+    it whole frames (one hand missing per frame) and times it."""
+    import tensorflow as tf
+
+    from signpipe.export.gate import probe_landmarks
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 543, 3], tf.float32, name="inputs")])
+    def serve(inputs):
+        clean = tf.where(tf.math.is_nan(inputs), tf.zeros_like(inputs), inputs)
+        return {"outputs": tf.nn.softmax(tf.reduce_mean(tf.reshape(clean, [-1, 543 * 3]), axis=0)[:250])}
+
+    module = tf.Module()
+    module.serve = serve
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], module)
+    model = converter.convert()
+    frames = probe_landmarks(30)
+    assert frames.shape == (30, 543, 3)
+    hands = np.isnan(frames[:, 468:489, 0]).all(1) ^ np.isnan(frames[:, 522:543, 0]).all(1)
+    assert hands.all(), "exactly one hand missing in every frame"
+    latency = measure_latency(model, None, n_frames=30, calls=4)
+    assert set(latency) == {"p50", "p95", "mean", "max"} and latency["p95"] > 0

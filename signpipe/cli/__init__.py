@@ -44,7 +44,7 @@ def _register() -> None:
     app.add_typer(data.app, name="data")
     app.command("extract")(extract.extract)
     app.command("predict")(predict.predict)
-    for name in ("landmarks", "images", "train"):
+    for name in ("landmarks", "images", "train", "signs"):
         try:
             module = __import__(f"signpipe.cli.{name}", fromlist=["app"])
         except ModuleNotFoundError as exc:  # a sub-app not built yet in this checkout

@@ -63,6 +63,9 @@ def gate(
     champion: Path | None = typer.Option(None, "--champion", help="Current champion bundle to compare against."),
     max_mb: float = typer.Option(40.0, "--max-mb", help="Largest allowed model.tflite, MB (10^6 bytes)."),
     max_latency_ms: float | None = typer.Option(None, "--max-latency-ms", help="Largest allowed p95 latency per sequence."),
+    max_mean_latency_ms: float | None = typer.Option(
+        None, "--max-mean-latency-ms", help="Largest allowed mean latency per sequence of the corpus (asl-signs: 100)."
+    ),
     latency_frames: int = typer.Option(128, "--latency-frames", help="Frames per sequence of the latency probe."),
     threads: int = typer.Option(1, "--threads", help="Interpreter threads for latency and scoring."),
     min_score: float = typer.Option(0.0, "--min-score", help="Lowest allowed score."),
@@ -77,6 +80,7 @@ def gate(
     thresholds = GateThresholds(
         max_model_mb=max_mb,
         max_latency_p95_ms=max_latency_ms,
+        max_mean_latency_ms=max_mean_latency_ms,
         latency_frames=latency_frames,
         latency_threads=threads,
         min_score=min_score,

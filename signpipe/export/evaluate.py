@@ -180,7 +180,8 @@ class IsolatedSignsProtocol(ScoringProtocol):
         scores = np.asarray(outputs).reshape(-1)
         if scores.shape != (len(self.signs),):
             raise SignpipeError(
-                f"model output {OUTPUT_NAME!r} has shape {np.shape(outputs)}; expected [{len(self.signs)}] (one score per sign)"
+                f"model output {OUTPUT_NAME!r} has shape {np.shape(outputs)}; expected [{len(self.signs)}] "
+                "(one score per sign)"
             )
         return scores
 
@@ -222,7 +223,7 @@ def check_signs_signature(model: bytes, n_signs: int, where: str) -> None:
     except (ValueError, RuntimeError) as exc:
         raise SignpipeError(f"{where}: not a loadable TFLite model ({' '.join(str(exc).split())[:200]})") from None
     signature = interpreter.get_signature_list().get(SIGNATURE)
-    if signature is None or list(signature.get("inputs", [])) != [INPUT_NAME] or OUTPUT_NAME not in signature.get("outputs", []):
+    if signature is None or list(signature["inputs"]) != [INPUT_NAME] or OUTPUT_NAME not in signature["outputs"]:
         raise SignpipeError(
             f"{where}: expected a {SIGNATURE!r} signature taking {INPUT_NAME!r} and returning {OUTPUT_NAME!r}, "
             f"found {interpreter.get_signature_list()}"

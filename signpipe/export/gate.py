@@ -7,6 +7,9 @@ Criteria, each with its measured value and threshold in the report:
   `latency_frames` and one frame fewer, because the scorer's sequences differ in length and a
   graph with a symbolic time axis pays for every change of length; timing one repeated length
   would hide that cost.
+- mean latency (checked when `max_mean_latency_ms` is set): the mean signature call per sequence
+  over the evaluation corpus, the asl-signs competition's own limit (100 ms), measured while
+  scoring.
 - score: the protocol's score (`signpipe.export.evaluate`) on the evaluation corpus at least
   `min_score`; with a champion bundle, also at least the champion's score on the same corpus
   minus `champion_margin`.
@@ -27,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from signpipe.errors import ConfigError, SignpipeError
-from signpipe.export.bundle import OUTPUT_NAME, Bundle, read_bundle
+from signpipe.export.bundle import OUTPUT_NAME, Bundle
 
 DEFAULT_MAX_MODEL_MB = 40.0
 
@@ -36,6 +39,7 @@ DEFAULT_MAX_MODEL_MB = 40.0
 class GateThresholds:
     max_model_mb: float = DEFAULT_MAX_MODEL_MB
     max_latency_p95_ms: float | None = None
+    max_mean_latency_ms: float | None = None
     latency_frames: int = 128
     latency_threads: int = 1
     latency_calls: int = 40
@@ -46,8 +50,10 @@ class GateThresholds:
         problems = []
         if not self.max_model_mb > 0:
             problems.append(f"max_model_mb must be positive, got {self.max_model_mb}")
-        if self.max_latency_p95_ms is not None and not self.max_latency_p95_ms > 0:
-            problems.append(f"max_latency_p95_ms must be positive, got {self.max_latency_p95_ms}")
+        for name in ("max_latency_p95_ms", "max_mean_latency_ms"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                problems.append(f"{name} must be positive, got {value}")
         for name in ("latency_frames", "latency_threads"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -70,6 +76,7 @@ class GateMeasurements:
     latency_p95_ms: float | None = None
     champion_score: float | None = None
     metric: str = "score"
+    latency_mean_ms: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,7 +128,7 @@ class GateResult:
         if self.failed:
             lines += ["", "Failed: " + "; ".join(
                 f"{c.name} is {_number(c.measured)}{' ' + c.unit if c.unit else ''}, "
-                f"needs {c.comparison} {_number(c.threshold)}" for c in self.failed
+                f"needs {c.comparison} {_number(c.threshold)}{' ' + c.unit if c.unit else ''}" for c in self.failed
             ) + "."]
         if self.context:
             lines += [""] + [f"- {label}: {value}" for label, value in self.context]
@@ -163,6 +170,11 @@ def judge(
                 + ("s" if thresholds.latency_threads > 1 else ""),
             )
         )
+    if thresholds.max_mean_latency_ms is not None:
+        if measurements.latency_mean_ms is None:
+            raise SignpipeError("gate: a mean latency threshold is set but no mean latency was measured")
+        criteria.append(Criterion("mean latency per sequence", measurements.latency_mean_ms, thresholds.max_mean_latency_ms,
+                                  "<=", "ms", "evaluation corpus"))
     criteria.append(Criterion(f"{measurements.metric}", measurements.score, thresholds.min_score, ">="))
     if measurements.champion_score is not None:
         criteria.append(
@@ -192,18 +204,36 @@ def probe_inputs(n_columns: int, n_frames: int, seed: int = 0) -> np.ndarray:
     return rows
 
 
-def measure_latency(model: bytes, n_columns: int, n_frames: int, threads: int = 1, calls: int = 40) -> dict[str, float]:
+def probe_landmarks(n_frames: int, seed: int = 0) -> np.ndarray:
+    """Raw frames `[n_frames, 543, 3]` for a bundle that reads whole landmark frames (isolated
+    signs): coordinates near the image centre, one hand missing (NaN) in each frame, as in the
+    corpus where one hand signs."""
+    from signpipe.data.schema import LEFT_HAND, N_POINTS, RIGHT_HAND
+
+    rng = np.random.default_rng(seed)
+    frames = rng.normal(0.5, 0.1, size=(n_frames, N_POINTS, 3)).astype(np.float32)
+    left = rng.random(n_frames) < 0.5
+    frames[np.ix_(left, np.asarray(LEFT_HAND))] = np.nan
+    frames[np.ix_(~left, np.asarray(RIGHT_HAND))] = np.nan
+    return frames
+
+
+def measure_latency(
+    model: bytes, n_columns: int | None, n_frames: int, threads: int = 1, calls: int = 40
+) -> dict[str, float]:
     """p50/p95/mean/max (ms) of `calls` signature calls alternating `n_frames` and
-    `n_frames - 1` frames (see the module docstring), after one warm-up call."""
+    `n_frames - 1` frames (see the module docstring), after one warm-up call. `n_columns` is the
+    width of a fingerspelling bundle's rows (one output row per frame); None probes a bundle that
+    takes whole `[frames, 543, 3]` landmarks (isolated signs)."""
     import time
 
     from signpipe.export.evaluate import latency_summary, signature_runner
 
     runner = signature_runner(model, threads)
-    longer = probe_inputs(n_columns, n_frames)
+    longer = probe_landmarks(n_frames) if n_columns is None else probe_inputs(n_columns, n_frames)
     inputs = [longer, longer[: max(n_frames - 1, 1)]]
     outputs = runner(inputs=longer)[OUTPUT_NAME]
-    if outputs.shape[0] != n_frames:
+    if n_columns is not None and outputs.shape[0] != n_frames:
         raise SignpipeError(f"latency probe: {n_frames} frames in, {outputs.shape[0]} output rows (expected one per frame)")
     seconds = []
     for k in range(calls):
@@ -223,9 +253,12 @@ def run_gate(
     """Measure `bundle` (size, latency, score on the corpus at `data`) and judge it; the champion,
     when given, is scored on the same corpus. A ready `evaluation` (an `EvaluationResult` of this
     bundle on `data`) saves scoring it again."""
-    from signpipe.export.evaluate import evaluate_bundle
+    from signpipe.data.corpus import open_corpus
+    from signpipe.export.evaluate import IsolatedSignsProtocol, evaluate_bundle, protocol_for
 
-    bundle = bundle if isinstance(bundle, Bundle) else read_bundle(bundle)
+    protocol = protocol_for(open_corpus(data))
+    bundle = bundle if isinstance(bundle, Bundle) else protocol.read_bundle(bundle)
+    whole_frames = isinstance(protocol, IsolatedSignsProtocol)
     if evaluation is None:
         evaluation = evaluate_bundle(bundle, data, threads=thresholds.latency_threads)
     context = {
@@ -236,7 +269,7 @@ def run_gate(
     if thresholds.max_latency_p95_ms is not None:
         latency = measure_latency(
             bundle.model,
-            len(bundle.selected_columns),
+            None if whole_frames else len(bundle.selected_columns),
             thresholds.latency_frames,
             thresholds.latency_threads,
             thresholds.latency_calls,
@@ -248,9 +281,10 @@ def run_gate(
         )
     champion_score = None
     if champion is not None:
-        champion_bundle = champion if isinstance(champion, Bundle) else read_bundle(champion)
+        champion_bundle = champion if isinstance(champion, Bundle) else protocol.read_bundle(champion)
         champion_result = evaluate_bundle(champion_bundle, data, threads=thresholds.latency_threads)
         champion_score = champion_result.score
         context["champion"] = f"`{champion_bundle.path}`, {evaluation.metric} {champion_score:.4f}"
-    measurements = GateMeasurements(bundle.model_mb, evaluation.score, latency_p95, champion_score, evaluation.metric)
+    measurements = GateMeasurements(bundle.model_mb, evaluation.score, latency_p95, champion_score, evaluation.metric,
+                                    evaluation.latency_ms.get("mean"))
     return judge(measurements, thresholds, str(bundle.path), context)

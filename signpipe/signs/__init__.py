@@ -1,0 +1,19 @@
+"""Isolated signs (asl-signs): the top-50 recipe, from corpus to one ensembled TFLite model.
+
+- `features`: the seed's preprocessing in jax.numpy, shared by training and the exported graph;
+- `augment`: scale, shift, rotate, horizontal flip of normalized key points (jnp, per sample);
+- `model`: MLP embedding + transformer block(s) + Sub-center ArcFace head, the ArcFace loss;
+- `optim`: Ranger (RAdam + Lookahead) and the 1e-6 -> 1e-4 -> 1e-7 schedule;
+- `config`: the run config, presets `smoke` and `seed`, `key=value` overrides;
+- `data`: key points of a corpus' sequences in memory, restorable batches;
+- `folds`: StratifiedGroupKFold by participant, fold runs, out-of-fold accuracy;
+- `train`: `train_and_evaluate(config, workdir)` for one fold;
+- `export`: the fold models averaged into one TFLite model with the competition's interface.
+
+    signpipe signs train --data corpus/ --workdir runs/signs --preset smoke --folds all
+    signpipe signs export --workdir runs/signs --out bundle.zip
+    signpipe evaluate --model bundle.zip --data eval_corpus/
+
+Submodules are imported explicitly (`from signpipe.signs import train`) so importing the package
+does not pull in jax.
+"""
