@@ -19,7 +19,7 @@ from typing import Any
 from signpipe.data.atomic import atomic_path
 from signpipe.errors import ConfigError, SignpipeError
 
-PIPELINES = {"fingerspelling": "pipelines.fingerspelling"}
+PIPELINES = {"fingerspelling": "pipelines.fingerspelling", "isolated-signs": "pipelines.isolated_signs"}
 """Pipeline name -> module with `build_pipeline(preset, target, images)`."""
 
 
@@ -34,7 +34,7 @@ def pipeline_function(name: str, preset_name: str, target: str = "vertex", image
     from pipelines.presets import preset
 
     module = importlib.import_module(PIPELINES[check_pipeline_name(name)])
-    return module.build_pipeline(preset(preset_name), target, images)
+    return module.build_pipeline(preset(preset_name, name), target, images)
 
 
 def resolve_images(registry: str | None = None, tag: str | None = None) -> dict[str, str]:

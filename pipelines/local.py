@@ -1,12 +1,15 @@
 """Run a whole pipeline on this machine with kfp's local runner, and say what came out of it.
 
     run_local("fingerspelling", "smoke")   # what `make run` / `signpipe run fingerspelling --local` do
+    run_local("isolated-signs", "smoke", data="../shared/data/asl-signs-sample")
 
 Every task runs as a subprocess of this interpreter (`kfp.local.SubprocessRunner(use_venv=False)`),
 with kfp's own DAG orchestration (ParallelFor, Collected, If, importers), exactly the compiled
 graph that Vertex AI runs. A run keeps everything under `runs/<name>-<time>/`:
 
-- `corpus/`, `eval-corpus/`: the synthetic corpora, when no data was given;
+- `corpus/`, `eval-corpus/`: the synthetic corpora, when no data was given; for isolated signs
+  given `--data` but no `--eval-data`, the corpus split by participant (`holdout.json` says who
+  was held out of training to score the bundle on);
 - `pipeline/`: kfp's pipeline root, one folder per task with its artifacts;
 - `pipeline.log`: every task's full output (training progress, TensorFlow's chatter);
 - `summary.json`: what the terminal summary shows, plus the time per task.
@@ -51,6 +54,7 @@ REGISTRY_DIR = "registry"
 SUMMARY_FILE = "summary.json"
 CACHE_DIR = ".kfp-cache"
 LOG_FILE = "pipeline.log"
+HOLDOUT_FILE = "holdout.json"
 EVAL_CORPUS_SEED = 1
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _STARTED = re.compile(r"^Executing task '([^']+)'")
@@ -168,11 +172,16 @@ def summarize(outputs: Mapping[str, Any], before: Mapping[str, Any], after: Mapp
         summary["bundle"] = str(Path(exported["uri"]) / exported["metadata"].get("file", "model.zip"))
         summary["model_mb"] = exported["metadata"].get("model_mb")
         summary["quantize"] = exported["metadata"].get("quantize")
+        if "oof_accuracy" in exported["metadata"]:  # a fold ensemble: the cross-validated accuracy of its folds
+            summary["oof_accuracy"] = exported["metadata"]["oof_accuracy"]
+            summary["n_folds"] = exported["metadata"].get("n_folds")
     evaluation = outputs.get("evaluation")
     if evaluation:
         meta = evaluation["metadata"]
         summary.update({"score": meta.get("score"), "metric": meta.get("metric"), "eval_sequences": meta.get("n_sequences"),
                         "latency_ms": meta.get("latency_ms")})
+        if meta.get("top3_accuracy") is not None:
+            summary["top3_accuracy"] = meta["top3_accuracy"]
     verdict = outputs.get("verdict")
     if verdict:
         summary["gate"] = "passed" if verdict["metadata"].get("passed") else "failed"
@@ -187,6 +196,11 @@ def summarize(outputs: Mapping[str, Any], before: Mapping[str, Any], after: Mapp
     return summary
 
 
+def _count(value: Any) -> Any:
+    """A count read back from artifact metadata (kfp stores every number as a float) as an int."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def print_summary(console: Console, run: LocalRun) -> None:
     figures = run.summary
     table = Table(title=f"{run.pipeline} ({run.preset}): {'finished' if run.succeeded else 'FAILED'} in {run.seconds:.0f} s",
@@ -199,10 +213,19 @@ def print_summary(console: Console, run: LocalRun) -> None:
             table.add_row(label, str(value))
 
     if figures.get("score") is not None:
-        row("score", f"{figures['score']:.4f} ({figures.get('metric')}, {figures.get('eval_sequences')} sequences)")
+        row("score", f"{figures['score']:.4f} ({figures.get('metric')}, {_count(figures.get('eval_sequences'))} sequences)")
+    if figures.get("top3_accuracy") is not None:
+        row("top-3 accuracy", f"{figures['top3_accuracy']:.4f}")
+    if figures.get("oof_accuracy") is not None:
+        row("out-of-fold", f"{figures['oof_accuracy']:.4f} accuracy over {_count(figures.get('n_folds'))} folds "
+                           "(each fold's model on its own unseen signers)")
+    held_out = figures.get("held_out_participants")
+    row("evaluated on", figures.get("eval_corpus", "") + (f" (held-out participants {', '.join(map(str, held_out))})"
+                                                          if held_out else ""))
     row("size", f"{figures['model_mb']} MB ({figures.get('quantize')})" if figures.get("model_mb") is not None else None)
     latency = figures.get("latency_ms") or {}
-    row("latency", f"p50 {latency['p50']} ms, p95 {latency['p95']} ms per sequence" if latency else None)
+    mean = f"mean {latency['mean']} ms, " if "mean" in latency else ""
+    row("latency", f"{mean}p50 {latency['p50']} ms, p95 {latency['p95']} ms per sequence" if latency else None)
     if "gate" in figures:
         failed = ", ".join(figures["gate_failed"])
         row("gate", figures["gate"] + (f" ({failed})" if failed else ""))
@@ -261,12 +284,65 @@ def synthesize_corpora(run_dir: Path, n_sequences: int, console: Console) -> tup
     return corpus.root, held_out.root
 
 
-def run_parameters(preset_name: str, overrides: Sequence[str], fixed: Mapping[str, Any]) -> dict[str, Any]:
+def synthesize_signs_corpora(run_dir: Path, chosen: Any, console: Console) -> tuple[Path, Path]:
+    """Synthetic asl-signs corpora for an isolated-signs run given no data: the evaluation corpus
+    from another seed, whose signers (participant ids) are not the training corpus' ones."""
+    from signpipe.data.synth import generate_isolated_signs
+
+    n_train, n_people = chosen.synth_sequences, chosen.synth_participants
+    n_eval = max(20, n_train // 4)
+    console.print(f"generating synthetic asl-signs corpora: {n_train} training sequences of {n_people} signers, "
+                  f"{n_eval} evaluation sequences of other signers", highlight=False)
+    corpus = generate_isolated_signs(run_dir / "corpus", n_train, seed=0, n_participants=n_people)
+    held_out = generate_isolated_signs(run_dir / "eval-corpus", n_eval, seed=EVAL_CORPUS_SEED,
+                                       n_participants=max(2, n_people // 2))
+    return corpus.root, held_out.root
+
+
+def hold_out_signers(run_dir: Path, data: Path, chosen: Any, console: Console) -> tuple[Path, Path]:
+    """An isolated-signs run given a corpus and no evaluation corpus: about `holdout_fraction` of
+    the participants go to `eval-corpus/` and never train (`signpipe.data.holdout`), the rest to
+    `corpus/`; a fold ensemble scored on its own training signers would only show what it
+    memorized."""
+    from signpipe.data.holdout import split_by_participant
+
+    split = split_by_participant(data, run_dir / "corpus", run_dir / "eval-corpus", chosen.holdout_fraction,
+                                 seed=EVAL_CORPUS_SEED)
+    atomic_write_text(run_dir / HOLDOUT_FILE, json.dumps({"source": str(data), **split.to_dict()}, indent=2) + "\n")
+    console.print(
+        f"[yellow]note:[/] no --eval-data: participants {', '.join(map(str, split.held_out_participants))} "
+        f"({split.n_held_out_sequences} sequences) are held out of training and the bundle is scored on them; "
+        f"training uses the other {len(split.train_participants)} ({split.n_train_sequences} sequences)",
+        highlight=False,
+    )
+    return split.train, split.held_out
+
+
+def prepare_corpora(pipeline: str, chosen: Any, run_dir: Path, data: str | Path | None, eval_data: str | Path | None,
+                    console: Console) -> tuple[Path, Path]:
+    """(training corpus, evaluation corpus) of a local run: synthetic ones without data; the
+    given ones; or, given only a training corpus, its held-out signers (isolated signs) or the
+    training corpus itself (fingerspelling, whose files hold many signers' sequences each)."""
+    if data is None:
+        if pipeline == "isolated-signs":
+            return synthesize_signs_corpora(run_dir, chosen, console)
+        return synthesize_corpora(run_dir, chosen.synth_sequences, console)
+    corpus = Path(data).resolve()
+    if eval_data is not None:
+        return corpus, Path(eval_data).resolve()
+    if pipeline == "isolated-signs":
+        return hold_out_signers(run_dir, corpus, chosen, console)
+    console.print("[yellow]note:[/] no --eval-data: the bundle is scored on the training corpus itself", highlight=False)
+    return corpus, corpus
+
+
+def run_parameters(preset_name: str, overrides: Sequence[str], fixed: Mapping[str, Any],
+                   pipeline: str = "fingerspelling") -> dict[str, Any]:
     """The pipeline's arguments: the preset's run-time parameters, `key=value` overrides, then the
     run's own values (corpora, registry, labels)."""
     from pipelines.presets import apply_overrides, check_training_overrides, preset
 
-    parameters = apply_overrides(preset(preset_name).runtime_parameters(), overrides)
+    parameters = apply_overrides(preset(preset_name, pipeline).runtime_parameters(), overrides)
     check_training_overrides(parameters)
     return {**parameters, **fixed}
 
@@ -291,12 +367,13 @@ def run_local(
 
     console = console or Console()
     check_pipeline_name(pipeline)
-    chosen = preset(preset_name)
+    chosen = preset(preset_name, pipeline)
     overrides = list(overrides)
     if data is not None and not Path(data).is_dir():
         raise ConfigError(f"--data {data}: no such corpus folder (expected a corpus in the Kaggle layout)")
     if eval_data is not None and not Path(eval_data).is_dir():
         raise ConfigError(f"--eval-data {eval_data}: no such corpus folder (expected a corpus in the Kaggle layout)")
+    parameters = run_parameters(preset_name, overrides, {}, pipeline)  # a bad override fails before anything is made
     run_dir = new_run_dir(runs_dir, name or f"{pipeline}-{preset_name}").resolve()
     try:
         revision = git_revision(Path(__file__).resolve().parent.parent)
@@ -305,19 +382,14 @@ def run_local(
     registry_dir = Path(registry) if registry is not None else default_registry(runs_dir, pipeline)
     console.print(f"[bold]{pipeline}[/] preset [bold]{preset_name}[/]: {chosen.description}", highlight=False)
     console.print(f"run folder {run_dir}", highlight=False)
-    if data is None:
-        corpus, held_out = synthesize_corpora(run_dir, chosen.synth_sequences, console)
-    else:
-        corpus = Path(data).resolve()
-        held_out = Path(eval_data).resolve() if eval_data is not None else corpus
-        if eval_data is None:
-            console.print("[yellow]note:[/] no --eval-data: the bundle is scored on the training corpus itself", highlight=False)
-    arguments = run_parameters(preset_name, overrides, {
+    corpus, held_out = prepare_corpora(pipeline, chosen, run_dir, data, eval_data, console)
+    arguments = {
+        **parameters,
         "corpus_uri": str(corpus),
         "eval_corpus_uri": str(held_out),
         "registry": str(registry_dir.resolve()),
         "labels": {"preset": preset_name, "revision": revision, "target": "local"},
-    })
+    }
     atomic_write_text(run_dir / "parameters.json", json.dumps(arguments, indent=2) + "\n")
 
     hide_checkout_docker_dir()
@@ -351,6 +423,10 @@ def run_local(
         root_logger.removeFilter(progress)
         root_logger.setLevel(level)
     outputs = artifact_outputs(finished)
+    summary = summarize(outputs, before, registry_state(registry_dir))
+    summary["eval_corpus"] = str(held_out)
+    if (run_dir / HOLDOUT_FILE).is_file():
+        summary["held_out_participants"] = json.loads((run_dir / HOLDOUT_FILE).read_text())["held_out_participants"]
     run = LocalRun(
         run_dir=run_dir,
         pipeline=pipeline,
@@ -359,7 +435,7 @@ def run_local(
         seconds=round(time.perf_counter() - started, 2),
         tasks=progress.timings,
         outputs=outputs,
-        summary=summarize(outputs, before, registry_state(registry_dir)),
+        summary=summary,
         failed_task=progress.failed,
     )
     atomic_write_text(run_dir / SUMMARY_FILE, json.dumps(run.to_dict(), indent=2, default=str) + "\n")

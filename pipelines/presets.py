@@ -14,6 +14,10 @@ It is data, split in two by when it takes effect:
   `STAGE.FIELD` for a training stage's config (`finetune.total_steps=300`,
   `distill.model.dropout=0`).
 
+The isolated-signs pipeline has its own table of the same two halves (`pipelines.signs_presets`);
+`preset(name, pipeline)` looks a preset up in the table of its pipeline, and `TaskPlacement`
+places the steps of either (each preset says which image family runs a step: `image_step`).
+
 Machines: CPU steps get a CPU/memory size; GPU steps add `accelerator_type`/`accelerator_count`,
 which a plain pipeline step can request; the TPU pretraining step has a `machine_type`,
 `tpu_topology` and `replica_count`, which only a Vertex custom job can express, so that step is
@@ -174,6 +178,12 @@ class PipelinePreset:
             raise ConfigError(f"unknown stage {stage!r} (expected one of: {', '.join(TRAINING_STAGES)})")
         return stage == "finetune" or stage in self.stages
 
+    def image_step(self, step: str) -> str:
+        """The `signpipe.images` step name of a pipeline step (which image family runs it)."""
+        if step not in IMAGE_STEP:
+            raise ConfigError(f"unknown pipeline step {step!r} (expected one of: {', '.join(IMAGE_STEP)})")
+        return IMAGE_STEP[step]
+
     def machine(self, step: str) -> Machine:
         """The machine of a pipeline step (`IMAGE_STEP`'s names); CPU default when not listed."""
         if step not in IMAGE_STEP:
@@ -314,7 +324,7 @@ class TaskPlacement:
     training steps get retries (they resume from their checkpoints).
     """
 
-    def __init__(self, preset: PipelinePreset, target: str, images: Mapping[str, str] | None = None):
+    def __init__(self, preset: Any, target: str, images: Mapping[str, str] | None = None):
         if target not in ("local", "vertex"):
             raise ConfigError(f"unknown pipeline target {target!r} (expected local or vertex)")
         if target == "vertex":
@@ -328,7 +338,7 @@ class TaskPlacement:
     def _image(self, step: str, accelerator: str) -> str:
         from signpipe.images import family_for_step
 
-        return self.images[family_for_step(IMAGE_STEP[step], accelerator or None).name]
+        return self.images[family_for_step(self.preset.image_step(step), accelerator or None).name]
 
     def place(self, task: Any, step: str) -> Any:
         """`task` on the image and machine of `step`; returns the task for chaining."""
@@ -344,7 +354,7 @@ class TaskPlacement:
         task.set_cpu_limit(machine.cpu).set_memory_limit(machine.memory)
         if machine.accelerator_type:
             task.set_accelerator_type(machine.accelerator_type).set_accelerator_limit(machine.accelerator_count)
-        if IMAGE_STEP[step] in TRAINING_IMAGE_STEPS:
+        if self.preset.image_step(step) in TRAINING_IMAGE_STEPS:
             task.set_retry(TRAINING_RETRIES)
         return task
 
@@ -364,11 +374,27 @@ class TaskPlacement:
         return dataclasses.asdict(self.preset.machine(step))
 
 
-def preset(name: str) -> PipelinePreset:
+PIPELINE_PRESETS = {"fingerspelling": "pipelines.presets", "isolated-signs": "pipelines.signs_presets"}
+"""Pipeline name -> the module whose `PRESETS` table names its runs."""
+
+
+def presets_of(pipeline: str) -> Mapping[str, Any]:
+    """The preset table of `pipeline` (each preset has `machine`, `image_step`, `runtime_parameters`)."""
+    import importlib
+
+    if pipeline not in PIPELINE_PRESETS:
+        raise ConfigError(f"unknown pipeline {pipeline!r} (expected one of: {', '.join(PIPELINE_PRESETS)})")
+    return importlib.import_module(PIPELINE_PRESETS[pipeline]).PRESETS
+
+
+def preset(name: str, pipeline: str = "fingerspelling") -> Any:
+    """Preset `name` of `pipeline` (a `PipelinePreset` for fingerspelling,
+    `pipelines.signs_presets.SignsPipelinePreset` for isolated signs)."""
+    table = presets_of(pipeline)
     try:
-        return PRESETS[name]
+        return table[name]
     except KeyError:
-        raise ConfigError(f"unknown pipeline preset {name!r} (expected one of: {', '.join(PRESETS)})") from None
+        raise ConfigError(f"unknown pipeline preset {name!r} of {pipeline} (expected one of: {', '.join(table)})") from None
 
 
 def _parse_value(text: str) -> Any:
@@ -391,14 +417,15 @@ def apply_overrides(parameters: Mapping[str, Any], overrides: Iterable[str]) -> 
         if not sep or not key:
             raise ConfigError(f"override {item!r}: expected key=value, e.g. min_score=0.3 or finetune.total_steps=300")
         stage, dot, field = key.partition(".")
-        if dot and stage in TRAINING_STAGES:
+        if dot and (stage in TRAINING_STAGES or f"{stage}_overrides" in values):
             slot = f"{stage}_overrides"
             if slot not in values:
                 raise ConfigError(f"override {item!r}: the preset has no {stage} stage")
             values[slot][field] = raw.strip()
             continue
         if key not in values:
-            close = difflib.get_close_matches(key, list(values) + [f"{s}.FIELD" for s in TRAINING_STAGES], n=3)
+            stages = [f"{name.removesuffix('_overrides')}.FIELD" for name in values if name.endswith("_overrides")]
+            close = difflib.get_close_matches(key, list(values) + stages, n=3)
             hint = f"; did you mean {' or '.join(close)}?" if close else f"; known: {', '.join(sorted(values))}"
             raise ConfigError(f"override {item!r}: unknown pipeline parameter {key!r}{hint}")
         current, value = values[key], _parse_value(raw.strip())
@@ -422,6 +449,11 @@ def apply_overrides(parameters: Mapping[str, Any], overrides: Iterable[str]) -> 
 def check_training_overrides(parameters: Mapping[str, Any]) -> None:
     """Resolve every training stage's config that `signpipe.train.config` knows, so a typo in
     `finetune.total_step=...` fails on the submitting machine instead of an hour into a run."""
+    if "signs_preset" in parameters:  # the isolated-signs pipeline: one fold training config
+        from pipelines.signs_presets import check_signs_parameters
+
+        check_signs_parameters(parameters)
+        return
     from signpipe.train import distill, noisy_student  # noqa: F401  (they register their stages)
     from signpipe.train.config import STAGES, resolve_config
 

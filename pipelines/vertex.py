@@ -186,7 +186,7 @@ def build_run_request(
     if not settings.pipeline_root:
         raise ConfigError("no pipeline root: pass --pipeline-root gs://BUCKET/PATH (or --from-terraform)")
     tag = resolve_tag(image_tag, Path(__file__).resolve().parent.parent)
-    parameters = apply_overrides(preset(preset_name).runtime_parameters(), overrides)
+    parameters = apply_overrides(preset(preset_name, pipeline).runtime_parameters(), overrides)
     check_training_overrides(parameters)
     parameters.update({
         "corpus_uri": corpus_uri,

@@ -9,7 +9,7 @@ from google.protobuf import json_format
 
 from components import LOCAL_IMAGE
 from pipelines.compile import PIPELINES, compile_pipeline, describe, load_compiled
-from pipelines.presets import PRESETS
+from pipelines.presets import PRESETS, presets_of
 from signpipe.errors import ConfigError, SignpipeError
 
 IMAGES = {
@@ -27,7 +27,7 @@ def compiled(tmp_path_factory):
     out = tmp_path_factory.mktemp("specs")
     specs = {}
     for pipeline in PIPELINES:
-        for preset in PRESETS:
+        for preset in presets_of(pipeline):
             for target in ("vertex", "local"):
                 path = out / f"{pipeline}-{preset}-{target}.yaml"
                 result = compile_pipeline(pipeline, preset, path, target=target, images=IMAGES if target == "vertex" else None)

@@ -1,6 +1,7 @@
 """`signpipe run | compile | submit | schedule | runs`: pipelines, locally and on Vertex AI.
 
     signpipe run fingerspelling --local --preset smoke            # the whole DAG on this machine
+    signpipe run isolated-signs --local --data ../shared/data/asl-signs-sample   # k folds, ensemble, gate
     signpipe compile fingerspelling --preset small --out spec.yaml --image-registry REGION-docker.pkg.dev/P/R
     signpipe submit fingerspelling --from-terraform infra/envs/dev --data gs://BUCKET/corpus --preset small
     signpipe schedule fingerspelling --cron "0 3 * * 1" --from-terraform infra/envs/dev --data gs://BUCKET/corpus
@@ -28,12 +29,13 @@ from signpipe.errors import ConfigError
 
 console = Console()
 
-PIPELINE_ARGUMENT = typer.Argument("fingerspelling", help="Pipeline: fingerspelling.")
+PIPELINE_ARGUMENT = typer.Argument("fingerspelling", help="Pipeline: fingerspelling or isolated-signs.")
 OVERRIDES_ARGUMENT = typer.Argument(
-    None, help="Overrides key=value: a pipeline parameter (min_score=0.3) or STAGE.FIELD (finetune.total_steps=300).",
+    None, help="Overrides key=value: a pipeline parameter (min_score=0.3, n_folds=3) or STAGE.FIELD "
+    "(finetune.total_steps=300; isolated-signs: signs.epochs=20).",
     show_default=False,
 )
-PRESET_HELP = "Pipeline preset: smoke, small, large, kaggle5th."
+PRESET_HELP = "Pipeline preset: smoke, small, large, kaggle5th (fingerspelling); smoke, seed (isolated-signs)."
 
 
 def _settings(
@@ -64,7 +66,7 @@ def run(
     local: bool = typer.Option(False, "--local", help="Run on this machine with kfp's local runner (required: Vertex runs use `signpipe submit`)."),
     preset: str = typer.Option("smoke", "--preset", help=PRESET_HELP),
     data: Path | None = typer.Option(None, "--data", help="Training corpus (Kaggle layout); default: a synthetic corpus generated first."),
-    eval_data: Path | None = typer.Option(None, "--eval-data", help="Held-out corpus the bundle is scored on (default: --data, or a synthetic one)."),
+    eval_data: Path | None = typer.Option(None, "--eval-data", help="Held-out corpus the bundle is scored on (default: a synthetic one; with --data: --data itself, or for isolated-signs its held-out participants)."),
     model_registry: Path | None = typer.Option(None, "--model-registry", help="Local model registry folder (default: RUNS_DIR/registry/PIPELINE)."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where runs/<name>-<time>/ folders are made."),
     name: str | None = typer.Option(None, "--name", help="Run name (default: PIPELINE-PRESET)."),

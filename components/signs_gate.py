@@ -1,0 +1,59 @@
+"""Gate: the ensemble bundle against the asl-signs limits (40 MB, mean latency per sequence), an
+accuracy floor and the registry's champion (`signpipe.export.signs_gate`)."""
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Model, Output
+
+from components import LOCAL_IMAGE
+
+
+@dsl.component(base_image=LOCAL_IMAGE, install_kfp_package=False)
+def gate_signs(
+    bundle: Input[Model],
+    evaluation: Input[Artifact],
+    eval_corpus: Input[Dataset],
+    registry: str,
+    registry_storage: str,
+    min_accuracy: float,
+    max_model_mb: float,
+    max_mean_latency_ms: float,
+    champion_margin: float,
+    verdict: Output[Artifact],
+    report: Output[HTML],
+    report_markdown: Output[Markdown],
+    metrics: Output[Metrics],
+) -> bool:
+    """`signpipe.export.signs_gate.run_signs_gate` with the evaluate step's measurements and the
+    current champion of `registry` (scored on the same corpus); `max_mean_latency_ms` 0 skips the
+    latency criterion. Returns whether the bundle may be published; `verdict` records the
+    champion version judged against, which publish needs to promote safely."""
+    import json
+    from pathlib import Path
+
+    from signpipe.data.atomic import atomic_write_text
+    from signpipe.export.signs_gate import SignsGateThresholds, evaluation_from_dict, run_signs_gate
+    from signpipe.registry import gcs_local_path, open_registry
+    from signpipe.reports import gate_report, record_metrics
+
+    champion = open_registry(registry, registry_storage).champion()
+    evaluated = evaluation_from_dict(json.loads((Path(evaluation.path) / "evaluation.json").read_text(encoding="utf-8")))
+    thresholds = SignsGateThresholds(max_model_mb=max_model_mb, max_mean_latency_ms=max_mean_latency_ms or None,
+                                     min_accuracy=min_accuracy, champion_margin=champion_margin)
+    result = run_signs_gate(Path(bundle.path) / "model.zip", eval_corpus.path, thresholds,
+                            champion=gcs_local_path(champion.bundle_uri) if champion is not None else None,
+                            evaluation=evaluated, threads=evaluated.threads)
+    values = result.to_dict()
+    values["champion"] = champion.to_dict() if champion is not None else None
+    atomic_write_text(Path(verdict.path), json.dumps(values, indent=2) + "\n")
+    Path(report_markdown.path).write_text(result.markdown(), encoding="utf-8")
+    Path(report.path).write_text(
+        gate_report(values["criteria"], result.passed, "Gate (isolated signs)",
+                    champion={"version": champion.version, "uri": champion.uri, "score": champion.evaluation.get("score"),
+                              **champion.metadata} if champion is not None else None,
+                    context=values["context"]),
+        encoding="utf-8",
+    )
+    record_metrics(metrics, {"passed": result.passed, **{c["name"]: c["measured"] for c in values["criteria"]}})
+    verdict.metadata.update({"passed": result.passed, "champion_version": champion.version if champion is not None else "",
+                             "failed": [c["name"] for c in values["criteria"] if not c["passed"]]})
+    return result.passed

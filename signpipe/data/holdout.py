@@ -1,0 +1,114 @@
+"""Hold participants out of an asl-signs corpus: a training corpus and an evaluation corpus whose
+signers never train.
+
+A fold ensemble has seen every participant of its training corpus (each fold model trains on all
+folds but its own), so scoring the ensemble on that corpus measures recall, not the accuracy on new
+signers that the competition's hidden test set asked for. When a run is given one corpus and no
+evaluation corpus, `split_by_participant` sets a group of participants aside, chosen the way the
+folds are (StratifiedGroupKFold: whole participants, signs spread evenly), and writes two corpora
+in the same layout: the rest to train on, the group to score on.
+
+The subsets keep the source's relative paths; each landmark file is hard-linked when the file
+system allows (no copy of a large corpus; corpus writers replace files by renaming, never edit
+them in place, so a link cannot be changed through the other name) and copied otherwise. Each
+subset is built under a temporary name and renamed into place (`atomic_directory`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from signpipe.data.atomic import atomic_directory
+from signpipe.data.corpus import ISOLATED_SIGNS, METADATA_FILE, open_corpus
+from signpipe.data.schema import SIGN_MAP_FILE
+from signpipe.data.signs import METADATA_COLUMNS
+from signpipe.errors import ConfigError, SignpipeError
+
+
+@dataclasses.dataclass(frozen=True)
+class ParticipantSplit:
+    """Where the two corpora went and whose sequences are in each."""
+
+    train: Path
+    held_out: Path
+    train_participants: tuple[int, ...]
+    held_out_participants: tuple[int, ...]
+    n_train_sequences: int
+    n_held_out_sequences: int
+
+    def to_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        values.update(train=str(self.train), held_out=str(self.held_out),
+                      train_participants=list(self.train_participants),
+                      held_out_participants=list(self.held_out_participants))
+        return values
+
+
+def held_out_participants(metadata: pd.DataFrame, fraction: float, seed: int = 0) -> np.ndarray:
+    """Participant ids to set aside: one group of a StratifiedGroupKFold split into about
+    1/`fraction` groups, so the held-out signers carry about `fraction` of the sequences with
+    every sign about as frequent as in the whole corpus (fewer, larger groups when the corpus has
+    fewer signers, or its most frequent sign fewer sequences, than that)."""
+    from signpipe.signs.folds import assign_folds
+
+    if not 0 < fraction < 1:
+        raise ConfigError(f"holdout fraction must be strictly between 0 and 1, got {fraction}")
+    participants = metadata["participant_id"].to_numpy()
+    n_participants = len(np.unique(participants))
+    largest_sign = int(metadata["sign"].value_counts().max()) if len(metadata) else 0
+    # fewer signers than groups, or no sign common enough to stratify that many: hold out a larger share
+    n_groups = min(max(2, int(round(1 / fraction))), n_participants, largest_sign)
+    if n_groups < 2:
+        raise ConfigError(f"a corpus of {n_participants} participant(s) whose most frequent sign has {largest_sign} "
+                          "sequence(s) cannot be split into training and held-out participants (expected at least 2 of "
+                          "each); pass a separate evaluation corpus")
+    groups = assign_folds(participants, metadata["sign"].to_numpy(), n_groups, seed)
+    return np.unique(participants[groups == 0])
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or links not allowed: a copy is as good, only slower
+        shutil.copyfile(source, target)
+
+
+def write_corpus_subset(corpus, rows: pd.DataFrame, out_dir: str | Path) -> Path:
+    """An asl-signs corpus at `out_dir` holding exactly the metadata `rows` of `corpus` (an opened
+    `SignsCorpus`), their landmark files, and the label map the source was read with."""
+    if len(rows) == 0:
+        raise SignpipeError(f"{corpus.root}: no sequences selected for {out_dir} (expected at least one)")
+    with atomic_directory(out_dir) as root:
+        for relative in rows["path"]:
+            _link_or_copy(corpus.root / relative, root / relative)
+        rows[list(METADATA_COLUMNS)].to_csv(root / METADATA_FILE, index=False)
+        shutil.copyfile(corpus.map_path, root / SIGN_MAP_FILE)
+    return Path(out_dir)
+
+
+def split_by_participant(source: str | Path, train_dir: str | Path, held_out_dir: str | Path, fraction: float = 0.2,
+                         seed: int = 0) -> ParticipantSplit:
+    """Write the corpus at `source` as a training corpus (`train_dir`) and a corpus of held-out
+    participants (`held_out_dir`), about `fraction` of the sequences (see `held_out_participants`)."""
+    corpus = open_corpus(source)
+    if corpus.kind != ISOLATED_SIGNS:
+        raise SignpipeError(f"{source}: a {corpus.kind} corpus; participants can be held out of {ISOLATED_SIGNS} corpora "
+                            "only (one file per sequence); pass a separate evaluation corpus instead")
+    metadata = corpus.metadata
+    held = held_out_participants(metadata, fraction, seed)
+    is_held = metadata["participant_id"].isin(held).to_numpy()
+    train_rows, held_rows = metadata[~is_held], metadata[is_held]
+    write_corpus_subset(corpus, train_rows, train_dir)
+    write_corpus_subset(corpus, held_rows, held_out_dir)
+    return ParticipantSplit(
+        Path(train_dir), Path(held_out_dir),
+        tuple(int(p) for p in np.unique(train_rows["participant_id"])), tuple(int(p) for p in held),
+        len(train_rows), len(held_rows),
+    )

@@ -1,0 +1,123 @@
+"""The gate of isolated-signs bundles: the shared rules plus the asl-signs limit on time.
+
+`signpipe.export.gate.judge` holds the rules both tasks share: `model.tflite` at most
+`max_model_mb` (the competition's 40 MB), the accuracy at least `min_accuracy`, and with a champion
+at least the champion's accuracy on the same corpus minus `champion_margin`. Time is where the
+tasks differ. asl-signs limited inference to about 100 ms per sequence *on average* over the test
+set (REFERENCE.md section 3), and its sequences are short (2-272 frames, median 18), so the
+figure to judge is the mean over real sequences, which the evaluation already measured: every
+sequence of the evaluation corpus timed through the scorer's own call (`evaluate_bundle`, one
+warm-up call first). The fingerspelling gate's probe (p95 at a fixed length of synthetic wide rows)
+answers another question and does not apply to a `[n_frames, 543, 3]` input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from signpipe.errors import ConfigError
+from signpipe.export.bundle import Bundle, read_bundle
+from signpipe.export.evaluate import EvaluationResult, evaluate_bundle
+from signpipe.export.gate import Criterion, GateMeasurements, GateResult, GateThresholds, judge
+
+LATENCY_CRITERION = "mean latency per sequence"
+COMPETITION_MEAN_LATENCY_MS = 100.0
+
+
+@dataclasses.dataclass(frozen=True)
+class SignsGateThresholds:
+    max_model_mb: float = 40.0
+    max_mean_latency_ms: float | None = COMPETITION_MEAN_LATENCY_MS
+    """None (or 0 from a pipeline parameter) skips the latency criterion."""
+    min_accuracy: float = 0.0
+    champion_margin: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.max_mean_latency_ms is not None and not (math.isfinite(self.max_mean_latency_ms)
+                                                         and self.max_mean_latency_ms > 0):
+            raise ConfigError(f"gate thresholds: max_mean_latency_ms must be positive, got {self.max_mean_latency_ms}")
+        self.shared()  # the shared rules check the rest
+
+    def shared(self) -> GateThresholds:
+        """The thresholds of the rules `judge` applies (its p95 probe switched off)."""
+        return GateThresholds(max_model_mb=self.max_model_mb, max_latency_p95_ms=None, min_score=self.min_accuracy,
+                              champion_margin=self.champion_margin)
+
+
+_RESULT_FIELDS = ("task", "metric", "score", "n_sequences", "latency_ms", "model_bytes", "bundle", "data", "threads",
+                  "n_empty_predictions", "interpreter")
+_DERIVED_FIELDS = ("model_mb",)
+
+
+def evaluation_from_dict(values: Mapping[str, Any]) -> EvaluationResult:
+    """An `EvaluationResult` back from its JSON (`EvaluationResult.to_dict()`, what the evaluate
+    step writes): the protocol's details (top-3, per-sign accuracy) are the keys beyond its fields."""
+    missing = [name for name in ("task", "metric", "score", "n_sequences", "latency_ms", "model_bytes") if name not in values]
+    if missing:
+        raise ConfigError(f"evaluation: missing {', '.join(missing)} (expected the evaluation.json of an evaluate step)")
+    known = {name: values[name] for name in _RESULT_FIELDS if name in values}
+    details = {name: value for name, value in values.items() if name not in _RESULT_FIELDS + _DERIVED_FIELDS}
+    known.setdefault("bundle", "")
+    known.setdefault("data", "")
+    known.setdefault("threads", 1)
+    return EvaluationResult(**known, details=details)
+
+
+def judge_signs(
+    model_mb: float,
+    accuracy: float,
+    mean_latency_ms: float,
+    thresholds: SignsGateThresholds = SignsGateThresholds(),
+    champion_accuracy: float | None = None,
+    latency_note: str = "",
+    subject: str = "",
+    context: dict[str, str] | None = None,
+) -> GateResult:
+    """The verdict on measured values: the shared criteria with the mean latency after the size."""
+    shared = judge(GateMeasurements(model_mb, accuracy, None, champion_accuracy, "accuracy"), thresholds.shared(),
+                   subject, context)
+    if thresholds.max_mean_latency_ms is None:
+        return shared
+    if not math.isfinite(mean_latency_ms):
+        raise ConfigError(f"gate: {LATENCY_CRITERION} measured as {mean_latency_ms} (expected a finite number)")
+    latency = Criterion(LATENCY_CRITERION, float(mean_latency_ms), float(thresholds.max_mean_latency_ms), "<=", "ms",
+                        latency_note)
+    return dataclasses.replace(shared, criteria=(shared.criteria[0], latency, *shared.criteria[1:]))
+
+
+def run_signs_gate(
+    bundle: str | Path | Bundle,
+    data: str | Path,
+    thresholds: SignsGateThresholds = SignsGateThresholds(),
+    champion: str | Path | Bundle | None = None,
+    evaluation: EvaluationResult | None = None,
+    threads: int = 1,
+) -> GateResult:
+    """Judge `bundle` on the asl-signs corpus at `data` (scored now unless `evaluation`, an
+    `EvaluationResult` of this bundle on `data`, is given); a champion bundle is scored on the
+    same corpus with the same number of threads."""
+    bundle = bundle if isinstance(bundle, Bundle) else read_bundle(bundle, check_model=False)
+    if evaluation is None:
+        evaluation = evaluate_bundle(bundle.path, data, threads=threads)
+    latency = evaluation.latency_ms
+    context = {
+        "evaluation corpus": f"`{data}`, {evaluation.n_sequences} sequences",
+        "latency per sequence": f"mean {latency['mean']} ms, p50 {latency['p50']} ms, p95 {latency['p95']} ms, "
+                                f"max {latency['max']} ms ({evaluation.threads} thread{'s' if evaluation.threads > 1 else ''})",
+    }
+    top3 = evaluation.details.get("top3_accuracy")
+    if top3 is not None:
+        context["top-3 accuracy"] = f"{top3:.4f}"
+    champion_accuracy = None
+    if champion is not None:
+        champion_path = champion.path if isinstance(champion, Bundle) else Path(champion)
+        champion_result = evaluate_bundle(champion_path, data, threads=evaluation.threads)
+        champion_accuracy = champion_result.score
+        context["champion"] = f"`{champion_path}`, accuracy {champion_accuracy:.4f}"
+    note = f"{evaluation.n_sequences} sequences, {evaluation.threads} thread{'s' if evaluation.threads > 1 else ''}"
+    return judge_signs(bundle.model_mb, evaluation.score, latency["mean"], thresholds, champion_accuracy, note,
+                       str(bundle.path), context)
