@@ -1,4 +1,5 @@
-"""Pipeline components: one module per stage of the fingerspelling recipe, each a thin
+"""Pipeline components: one module per stage of the fingerspelling recipe (and `signs_*` for the
+isolated-signs recipe; validate and publish serve both), each a thin
 `@dsl.component` that maps its typed artifacts to paths, calls into `signpipe`, and records what
 flowed (counts, the y scale, scores, sizes) as artifact metadata and `Metrics`.
 

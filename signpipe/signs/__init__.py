@@ -7,6 +7,7 @@
 - `config`: the run config, presets `smoke` and `seed`, `key=value` overrides;
 - `data`: key points of a corpus' sequences in memory, restorable batches;
 - `folds`: StratifiedGroupKFold by participant, fold runs, out-of-fold accuracy;
+- `fold_plan`: the pipeline's fold plan (participants per fold, one y scale for all folds);
 - `train`: `train_and_evaluate(config, workdir)` for one fold;
 - `export`: the fold models averaged into one TFLite model with the competition's interface.
 
