@@ -62,3 +62,10 @@ def test_out_of_fold_metrics_pool_the_folds() -> None:
     metrics = pooled.metrics()
     assert metrics["oof_accuracy"] == 0.5 and metrics["oof_top3_accuracy"] == 1.0
     assert metrics["accuracy_per_fold"] == {0: 0.5, 1: 0.5} and metrics["majority_baseline"] == 0.5
+
+
+def test_folds_need_one_sign_with_a_sequence_per_fold():
+    participants = [1, 2, 3, 4, 5, 6]
+    signs = ["a", "b", "c", "d", "e", "f"]  # one sequence per sign: nothing to stratify over 3 folds
+    with pytest.raises(ConfigError, match="no sign has 3 sequences"):
+        assign_folds(participants, signs, n_folds=3)

@@ -43,6 +43,12 @@ def assign_folds(participants: Sequence[int], signs: Sequence[str], n_folds: int
             f"{n_participants} participants cannot fill {n_folds} folds grouped by participant "
             f"(expected at least {n_folds}; lower n_folds)"
         )
+    _, per_sign = np.unique(np.asarray(signs), return_counts=True)
+    if per_sign.max(initial=0) < n_folds:
+        raise ConfigError(
+            f"no sign has {n_folds} sequences (the most any sign has is {per_sign.max(initial=0)}), so "
+            f"{n_folds} folds cannot be stratified by sign (expected a larger corpus, or lower n_folds)"
+        )
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     folds = np.full(len(participants), -1, dtype=np.int64)
     with warnings.catch_warnings():
