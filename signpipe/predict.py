@@ -43,9 +43,10 @@ from signpipe.export.bundle import (
     INPUT_NAME,
     MODEL_FILE,
     OUTPUT_NAME,
-    SIGNATURE,
     Bundle,
     read_bundle,
+    serving_signature,
+    shape_signature,
 )
 
 #: what an input file is, as far as prediction is concerned
@@ -121,28 +122,10 @@ def _open_zip(path: Path) -> Bundle:
 def _signature_shapes(model: bytes, where: str) -> tuple[list[int], list[int]]:
     """Input and output shapes (-1 for a dynamic axis) of the model's `serving_default`, after
     checking it is the scorer's call: float32 `inputs` in, `outputs` out."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    try:
-        interpreter = Interpreter(model_content=model)
-    except (ValueError, RuntimeError) as exc:
-        raise SignpipeError(f"{where}: not a loadable TFLite model ({' '.join(str(exc).split())[:200]})") from None
-    signatures = interpreter.get_signature_list()
-    if SIGNATURE not in signatures:
-        raise SignpipeError(f"{where}: no {SIGNATURE!r} signature (found {sorted(signatures) or 'none'})")
-    signature = signatures[SIGNATURE]
-    if list(signature.get("inputs", [])) != [INPUT_NAME] or OUTPUT_NAME not in signature.get("outputs", []):
-        raise SignpipeError(f"{where}: {SIGNATURE} takes {signature.get('inputs')} and returns "
-                            f"{signature.get('outputs')}; expected input {INPUT_NAME!r} and output {OUTPUT_NAME!r}")
-    runner = interpreter.get_signature_runner(SIGNATURE)
-    inputs, outputs = runner.get_input_details()[INPUT_NAME], runner.get_output_details()[OUTPUT_NAME]
+    inputs, outputs = serving_signature(model, where)
     if inputs["dtype"] != np.float32:
         raise SignpipeError(f"{where}: input {INPUT_NAME!r} is {np.dtype(inputs['dtype']).name}; expected float32")
-    return _shape_signature(inputs), _shape_signature(outputs)
-
-
-def _shape_signature(details: dict) -> list[int]:
-    return [int(n) for n in details.get("shape_signature", details["shape"])]
+    return shape_signature(inputs), shape_signature(outputs)
 
 
 class BundlePredictor:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,10 +103,10 @@ def read_bundle(path: str | Path, check_model: bool = True) -> Bundle:
     return bundle
 
 
-def check_model_signature(model: bytes, n_columns: int, where: str) -> None:
-    """The model loads, and its `serving_default` takes float32 `inputs [n_frames, n_columns]` and
-    returns `outputs`: what the scorer calls."""
-    import numpy as np
+def serving_signature(model: bytes, where: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(input details, output details) of the model's `serving_default`, after checking the model
+    loads and the signature is the scorer's call: one input `inputs`, among its outputs `outputs`.
+    Every reader of a bundle (export, evaluation of either task, prediction) starts from here."""
     from ai_edge_litert.interpreter import Interpreter
 
     try:
@@ -122,8 +122,22 @@ def check_model_signature(model: bytes, n_columns: int, where: str) -> None:
             f"{where}: {SIGNATURE} takes {signature.get('inputs')} and returns {signature.get('outputs')}; "
             f"expected input {INPUT_NAME!r} and output {OUTPUT_NAME!r}"
         )
-    details = interpreter.get_signature_runner(SIGNATURE).get_input_details()[INPUT_NAME]
-    shape = list(details.get("shape_signature", details["shape"]))
+    runner = interpreter.get_signature_runner(SIGNATURE)
+    return runner.get_input_details()[INPUT_NAME], runner.get_output_details()[OUTPUT_NAME]
+
+
+def shape_signature(details: Mapping[str, Any]) -> list[int]:
+    """A tensor's shape with -1 for each dynamic axis."""
+    return [int(n) for n in details.get("shape_signature", details["shape"])]
+
+
+def check_model_signature(model: bytes, n_columns: int, where: str) -> None:
+    """The model loads, and its `serving_default` takes float32 `inputs [n_frames, n_columns]` and
+    returns `outputs`: what the scorer calls."""
+    import numpy as np
+
+    details, _ = serving_signature(model, where)
+    shape = shape_signature(details)
     if details["dtype"] != np.float32 or len(shape) != 2 or shape[1] != n_columns:
         raise SignpipeError(
             f"{where}: input {INPUT_NAME!r} is {np.dtype(details['dtype']).name} {shape}; expected float32 "

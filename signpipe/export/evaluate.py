@@ -46,7 +46,7 @@ from signpipe.data.corpus import (
 )
 from signpipe.decode import character_table, indices_to_phrase
 from signpipe.errors import ConfigError, CorpusError, SignpipeError
-from signpipe.export.bundle import INPUT_NAME, OUTPUT_NAME, SIGNATURE, Bundle, read_bundle
+from signpipe.export.bundle import INPUT_NAME, OUTPUT_NAME, SIGNATURE, Bundle, read_bundle, serving_signature, shape_signature
 from signpipe.metrics import levenshtein_totals
 
 INTERPRETER = "ai_edge_litert"
@@ -214,23 +214,10 @@ class IsolatedSignsProtocol(ScoringProtocol):
 def check_signs_signature(model: bytes, n_signs: int, where: str) -> None:
     """The model loads, and its `serving_default` takes float32 `inputs [n_frames, 543, 3]` and
     returns `outputs [n_signs]`: what the asl-signs scorer calls."""
-    from ai_edge_litert.interpreter import Interpreter
-
     from signpipe.data.schema import N_POINTS
 
-    try:
-        interpreter = Interpreter(model_content=model)
-    except (ValueError, RuntimeError) as exc:
-        raise SignpipeError(f"{where}: not a loadable TFLite model ({' '.join(str(exc).split())[:200]})") from None
-    signature = interpreter.get_signature_list().get(SIGNATURE)
-    if signature is None or list(signature["inputs"]) != [INPUT_NAME] or OUTPUT_NAME not in signature["outputs"]:
-        raise SignpipeError(
-            f"{where}: expected a {SIGNATURE!r} signature taking {INPUT_NAME!r} and returning {OUTPUT_NAME!r}, "
-            f"found {interpreter.get_signature_list()}"
-        )
-    runner = interpreter.get_signature_runner(SIGNATURE)
-    details = runner.get_input_details()[INPUT_NAME]
-    shape = [int(n) for n in details.get("shape_signature", details["shape"])]
+    details, output = serving_signature(model, where)
+    shape = shape_signature(details)
     if details["dtype"] != np.float32 or len(shape) != 3 or shape[1:] != [N_POINTS, 3]:
         if len(shape) == 2:
             raise SignpipeError(
@@ -242,7 +229,6 @@ def check_signs_signature(model: bytes, n_signs: int, where: str) -> None:
             f"{where}: input {INPUT_NAME!r} is {np.dtype(details['dtype']).name} {shape}; expected float32 "
             f"[n_frames, {N_POINTS}, 3] (the x, y, z of every landmark of every frame)"
         )
-    output = runner.get_output_details()[OUTPUT_NAME]
     if int(np.prod(output["shape"])) != n_signs:
         raise SignpipeError(f"{where}: output {OUTPUT_NAME!r} has shape {list(output['shape'])}; expected [{n_signs}]")
 
