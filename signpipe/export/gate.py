@@ -33,6 +33,7 @@ from signpipe.errors import ConfigError, SignpipeError
 from signpipe.export.bundle import OUTPUT_NAME, Bundle
 
 DEFAULT_MAX_MODEL_MB = 40.0
+MEAN_LATENCY_CRITERION = "mean latency per sequence"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +78,8 @@ class GateMeasurements:
     champion_score: float | None = None
     metric: str = "score"
     latency_mean_ms: float | None = None
+    latency_mean_note: str = "evaluation corpus"
+    """Where the mean latency was measured, shown beside it in the report."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,8 +176,8 @@ def judge(
     if thresholds.max_mean_latency_ms is not None:
         if measurements.latency_mean_ms is None:
             raise SignpipeError("gate: a mean latency threshold is set but no mean latency was measured")
-        criteria.append(Criterion("mean latency per sequence", measurements.latency_mean_ms, thresholds.max_mean_latency_ms,
-                                  "<=", "ms", "evaluation corpus"))
+        criteria.append(Criterion(MEAN_LATENCY_CRITERION, measurements.latency_mean_ms, thresholds.max_mean_latency_ms,
+                                  "<=", "ms", measurements.latency_mean_note))
     criteria.append(Criterion(f"{measurements.metric}", measurements.score, thresholds.min_score, ">="))
     if measurements.champion_score is not None:
         criteria.append(

@@ -8,7 +8,8 @@ set (REFERENCE.md section 3), and its sequences are short (2-272 frames, median 
 figure to judge is the mean over real sequences, which the evaluation already measured: every
 sequence of the evaluation corpus timed through the scorer's own call (`evaluate_bundle`, one
 warm-up call first). The fingerspelling gate's probe (p95 at a fixed length of synthetic wide rows)
-answers another question and does not apply to a `[n_frames, 543, 3]` input.
+answers another question here, so this gate switches it off and sets `judge`'s mean-latency
+threshold instead.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from typing import Any
 from signpipe.errors import ConfigError
 from signpipe.export.bundle import Bundle, read_bundle
 from signpipe.export.evaluate import EvaluationResult, evaluate_bundle
-from signpipe.export.gate import Criterion, GateMeasurements, GateResult, GateThresholds, judge
+from signpipe.export.gate import MEAN_LATENCY_CRITERION, GateMeasurements, GateResult, GateThresholds, judge
 
-LATENCY_CRITERION = "mean latency per sequence"
+LATENCY_CRITERION = MEAN_LATENCY_CRITERION
 COMPETITION_MEAN_LATENCY_MS = 100.0
 
 
@@ -43,8 +44,9 @@ class SignsGateThresholds:
         self.shared()  # the shared rules check the rest
 
     def shared(self) -> GateThresholds:
-        """The thresholds of the rules `judge` applies (its p95 probe switched off)."""
-        return GateThresholds(max_model_mb=self.max_model_mb, max_latency_p95_ms=None, min_score=self.min_accuracy,
+        """The same thresholds as the shared gate's (its p95 probe switched off)."""
+        return GateThresholds(max_model_mb=self.max_model_mb, max_latency_p95_ms=None,
+                              max_mean_latency_ms=self.max_mean_latency_ms, min_score=self.min_accuracy,
                               champion_margin=self.champion_margin)
 
 
@@ -77,16 +79,10 @@ def judge_signs(
     subject: str = "",
     context: dict[str, str] | None = None,
 ) -> GateResult:
-    """The verdict on measured values: the shared criteria with the mean latency after the size."""
-    shared = judge(GateMeasurements(model_mb, accuracy, None, champion_accuracy, "accuracy"), thresholds.shared(),
-                   subject, context)
-    if thresholds.max_mean_latency_ms is None:
-        return shared
-    if not math.isfinite(mean_latency_ms):
-        raise ConfigError(f"gate: {LATENCY_CRITERION} measured as {mean_latency_ms} (expected a finite number)")
-    latency = Criterion(LATENCY_CRITERION, float(mean_latency_ms), float(thresholds.max_mean_latency_ms), "<=", "ms",
-                        latency_note)
-    return dataclasses.replace(shared, criteria=(shared.criteria[0], latency, *shared.criteria[1:]))
+    """The verdict on measured values: `judge`'s criteria, the mean latency after the size."""
+    measurements = GateMeasurements(model_mb, accuracy, None, champion_accuracy, "accuracy", float(mean_latency_ms),
+                                    latency_note)
+    return judge(measurements, thresholds.shared(), subject, context)
 
 
 def run_signs_gate(
