@@ -23,9 +23,9 @@ Files in the workdir: `config.json`, `checkpoints/`, `metrics.jsonl`, `tb/`, and
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -218,11 +218,45 @@ def _check_inputs(config: FinetuneConfig) -> None:
         raise SignpipeError(f"{config.data_dir}: feature-shard directory not found (expected the output of preprocess)")
 
 
-def train_and_evaluate(config: FinetuneConfig, workdir: str | Path) -> dict[str, Any]:
-    """Finetune with CTC (resuming from `workdir` when it holds checkpoints of this config) and
-    return the final metrics: validation score and loss of the EMA weights, best score and step,
-    last train loss, data counts and throughput."""
-    _check_inputs(config)
+StepFactory = Callable[[Any, Any, optax.GradientTransformation, Mesh], Callable[[Any, Any], tuple[Any, dict]]]
+"""(graphdef, rng_state, optimizer, mesh) -> jitted `train_step(state, batch) -> (state, scalars)`."""
+
+
+class StageData(Protocol):
+    """What a CTC stage trains and validates on (finetuning's `CTCData`, the noisy student's
+    `TrainingData` with its alignments)."""
+
+    train: LabelledSplit
+    validation: LabelledSplit
+    character_map: dict[str, int]
+
+
+class CTCData(NamedTuple):
+    train: LabelledSplit
+    validation: LabelledSplit
+    character_map: dict[str, int]
+
+
+D = TypeVar("D", bound=StageData)
+
+
+def run_ctc_stage(
+    config: FinetuneConfig,
+    workdir: str | Path,
+    *,
+    load_data: Callable[[], D],
+    build: Callable[[], CTCModel],
+    make_step: StepFactory,
+    make_batches: Callable[[D], TrainBatches],
+    description: str,
+    stage_metrics: Callable[[D, Any], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Train a CTC model the way every CTC stage does (finetuning, noisy student, distillation):
+    devices and mesh, the workdir's config check, state with EMA, evaluation of the EMA weights,
+    checkpoints and resume through `run_training_loop`, final metrics written to the workdir.
+    The stage supplies its data, model, train step and batches; `build`, `make_step` and
+    `load_data` run once the devices are set up (multi-host jobs must connect before any array
+    exists). `stage_metrics(data, outcome)` adds the stage's own entries to the final metrics."""
     maybe_initialize_distributed()
     workdir = Path(workdir)
     mesh = make_mesh()
@@ -232,35 +266,21 @@ def train_and_evaluate(config: FinetuneConfig, workdir: str | Path) -> dict[str,
         with RunCheckpoints(workdir, keep=config.keep_checkpoints) as existing:
             existing.check_config(config)  # before anything in the workdir is overwritten
         dump_config(config, workdir)
+    data = load_data()
 
-    train_split = load_labelled_split(config.data_dir, "train", config.max_label_length)
-    validation_split = load_labelled_split(config.data_dir, "validation", config.max_label_length)
-    character_map = character_map_of(config.data_dir, read_manifest(config.data_dir))
-
-    model = build_model(config)
+    model = build()
     graphdef, params, rng_state = nnx.split(model, nnx.Param, ...)
     optimizer = build_optimizer(config, params)
     state = replicate(
         {"step": jnp.int32(0), "params": params, "opt_state": optimizer.init(params), "ema_params": jax.tree.map(jnp.copy, params)},
         mesh,
     )
-    train_step = make_train_step(graphdef, rng_state, optimizer, config, mesh)
+    train_step = make_step(graphdef, rng_state, optimizer, mesh)
     eval_step = make_eval_step(graphdef, rng_state, config.model_config().blank_index, mesh)
-    batches = TrainBatches(
-        train_split,
-        config.batch_size,
-        config.max_length,
-        config.length_bucket,
-        config.max_label_length,
-        config.seed,
-        augment=config.augment,
-        rows=process_rows(config.batch_size),
-        length_grouping=config.length_grouping,
-        augmentation=config.augmentation,
-    )
+    batches = make_batches(data)
 
     def evaluate(state: dict[str, Any]) -> dict[str, float]:
-        scalars, _ = evaluate_split(eval_step, state["ema_params"], validation_split, config, mesh, character_map)
+        scalars, _ = evaluate_split(eval_step, state["ema_params"], data.validation, config, mesh, data.character_map)
         return scalars
 
     outcome = run_training_loop(
@@ -273,7 +293,7 @@ def train_and_evaluate(config: FinetuneConfig, workdir: str | Path) -> dict[str,
         evaluate=evaluate,
         eval_every=config.eval_every,
         score_key=SCORE_KEY,
-        description="finetune",
+        description=description,
     )
     evaluation = outcome.last_evaluation or {}
     metrics: dict[str, Any] = {
@@ -283,10 +303,11 @@ def train_and_evaluate(config: FinetuneConfig, workdir: str | Path) -> dict[str,
         "best_validation_score": outcome.best_score,
         "best_step": outcome.best_step,
         "train_loss": outcome.last_train.get("loss"),
-        "n_train": len(train_split),
-        "n_validation": len(validation_split),
-        "dropped_too_short_train": train_split.n_dropped_too_short,
-        "dropped_too_short_validation": validation_split.n_dropped_too_short,
+        "n_train": len(data.train),
+        "n_validation": len(data.validation),
+        "dropped_too_short_train": data.train.n_dropped_too_short,
+        "dropped_too_short_validation": data.validation.n_dropped_too_short,
+        **(stage_metrics(data, outcome) if stage_metrics is not None else {}),
         "resumed_from_step": outcome.resumed_from,
         "steps_run": outcome.steps_run,
         "train_seconds": round(outcome.train_seconds, 3),
@@ -295,6 +316,44 @@ def train_and_evaluate(config: FinetuneConfig, workdir: str | Path) -> dict[str,
     if jax.process_index() == 0:
         atomic_write_text(workdir / FINAL_METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def train_and_evaluate(config: FinetuneConfig, workdir: str | Path) -> dict[str, Any]:
+    """Finetune with CTC (resuming from `workdir` when it holds checkpoints of this config) and
+    return the final metrics: validation score and loss of the EMA weights, best score and step,
+    last train loss, data counts and throughput."""
+    _check_inputs(config)
+
+    def load_data() -> CTCData:
+        return CTCData(
+            load_labelled_split(config.data_dir, "train", config.max_label_length),
+            load_labelled_split(config.data_dir, "validation", config.max_label_length),
+            character_map_of(config.data_dir, read_manifest(config.data_dir)),
+        )
+
+    def make_batches(data: CTCData) -> TrainBatches:
+        return TrainBatches(
+            data.train,
+            config.batch_size,
+            config.max_length,
+            config.length_bucket,
+            config.max_label_length,
+            config.seed,
+            augment=config.augment,
+            rows=process_rows(config.batch_size),
+            length_grouping=config.length_grouping,
+            augmentation=config.augmentation,
+        )
+
+    return run_ctc_stage(
+        config,
+        workdir,
+        load_data=load_data,
+        build=lambda: build_model(config),
+        make_step=lambda graphdef, rng_state, optimizer, mesh: make_train_step(graphdef, rng_state, optimizer, config, mesh),
+        make_batches=make_batches,
+        description="finetune",
+    )
 
 
 def load_finetuned_model(workdir: str | Path, which: str = "best", use_ema: bool = True) -> tuple[CTCModel, FinetuneConfig, int]:

@@ -21,44 +21,22 @@ reuses with its own model and train step.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
-from flax import nnx
-from jax.sharding import Mesh
 
 from signpipe.align.artifact import AlignmentRecords, read_alignments
 from signpipe.align.cutmix import DEFAULT_RETRIES, AttachedAlignments, CutMixBatches, attach_alignments
-from signpipe.data.atomic import atomic_write_text
 from signpipe.errors import ConfigError, SignpipeError
 from signpipe.landmarks.shards import read_manifest
 from signpipe.models import CTCModel
-from signpipe.train.checkpoint import RunCheckpoints
-from signpipe.train.config import PRESETS, STAGES, FinetuneConfig, dump_config
+from signpipe.train.config import PRESETS, STAGES, FinetuneConfig
 from signpipe.train.data import LabelledSplit, TrainBatches, character_map_of, load_labelled_split
-from signpipe.train.finetune import (
-    FINAL_METRICS_FILE,
-    SCORE_KEY,
-    build_model,
-    evaluate_split,
-    make_eval_step,
-    make_train_step,
-)
-from signpipe.train.loop import run_training_loop
-from signpipe.train.mesh import (
-    check_batch_size,
-    make_mesh,
-    maybe_initialize_distributed,
-    process_rows,
-    replicate,
-)
-from signpipe.train.optim import build_optimizer
+from signpipe.train.finetune import StepFactory, build_model, make_train_step
+from signpipe.train.finetune import run_ctc_stage as run_finetune_stage
+from signpipe.train.mesh import process_rows
 
 STAGE = "noisy_student"
 DEFAULT_CUTMIX_PROBABILITY = 0.5
@@ -176,10 +154,6 @@ def training_batches(config: NoisyStudentConfig, data: TrainingData) -> TrainBat
     )
 
 
-StepFactory = Callable[[Any, Any, optax.GradientTransformation, Mesh], Callable[[Any, Any], tuple[Any, dict]]]
-"""(graphdef, rng_state, optimizer, mesh) -> jitted `train_step(state, batch) -> (state, scalars)`."""
-
-
 def run_ctc_stage(
     config: NoisyStudentConfig,
     workdir: str | Path,
@@ -189,76 +163,34 @@ def run_ctc_stage(
     description: str,
     extra_metrics: Callable[[], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Train a CTC model as finetuning does (state layout, evaluation, checkpoints, resume, final
-    metrics), with the batches of `training_batches` and the train step `make_step` builds.
-    `build` and `make_step` run once the devices are set up (multi-host jobs must connect before
-    any array exists); `extra_metrics()` adds the stage's own entries to the final metrics."""
-    maybe_initialize_distributed()
-    workdir = Path(workdir)
-    mesh = make_mesh()
-    check_batch_size(config.batch_size, mesh)
-    check_batch_size(config.eval_batch_size, mesh, "eval_batch_size")
-    if jax.process_index() == 0:
-        with RunCheckpoints(workdir, keep=config.keep_checkpoints) as existing:
-            existing.check_config(config)  # before anything in the workdir is overwritten
-        dump_config(config, workdir)
-    data = load_training_data(config)
+    """Train a CTC model as finetuning does (`signpipe.train.finetune.run_ctc_stage`: state layout,
+    evaluation, checkpoints, resume, final metrics) on this stage's data (`load_training_data`:
+    supplemental shards, alignments) and batches (`training_batches`: CutMix when there are
+    alignments); the final metrics add the last train scalars, the supplemental and CutMix counts
+    and `extra_metrics()`, the calling stage's own entries."""
 
-    model = build()
-    graphdef, params, rng_state = nnx.split(model, nnx.Param, ...)
-    optimizer = build_optimizer(config, params)
-    state = replicate(
-        {"step": jnp.int32(0), "params": params, "opt_state": optimizer.init(params), "ema_params": jax.tree.map(jnp.copy, params)},
-        mesh,
-    )
-    train_step = make_step(graphdef, rng_state, optimizer, mesh)
-    eval_step = make_eval_step(graphdef, rng_state, config.model_config().blank_index, mesh)
-    batches = training_batches(config, data)
+    def stage_metrics(data: TrainingData, outcome: Any) -> dict[str, Any]:
+        attached = data.alignments
+        return {
+            **{f"train_{name}": value for name, value in outcome.last_train.items() if name not in ("loss", "learning_rate")},
+            "n_supplemental": data.n_supplemental,
+            "cutmix_probability": config.cutmix_probability if attached else 0.0,
+            "aligned_usable": attached.n_usable if attached else 0,
+            "aligned_flagged": attached.n_flagged if attached else 0,
+            "aligned_missing": attached.n_missing if attached else len(data.train),
+            **(extra_metrics() if extra_metrics is not None else {}),
+        }
 
-    def evaluate(state: dict[str, Any]) -> dict[str, float]:
-        scalars, _ = evaluate_split(eval_step, state["ema_params"], data.validation, config, mesh, data.character_map)
-        return scalars
-
-    outcome = run_training_loop(
-        config=config,
-        workdir=workdir,
-        mesh=mesh,
-        state=state,
-        train_step=train_step,
-        batches=batches,
-        evaluate=evaluate,
-        eval_every=config.eval_every,
-        score_key=SCORE_KEY,
+    return run_finetune_stage(
+        config,
+        workdir,
+        load_data=lambda: load_training_data(config),
+        build=build,
+        make_step=make_step,
+        make_batches=lambda data: training_batches(config, data),
         description=description,
+        stage_metrics=stage_metrics,
     )
-    evaluation = outcome.last_evaluation or {}
-    attached = data.alignments
-    metrics: dict[str, Any] = {
-        "step": outcome.step,
-        "validation_score": evaluation.get(SCORE_KEY),
-        "validation_loss": evaluation.get("validation/loss"),
-        "best_validation_score": outcome.best_score,
-        "best_step": outcome.best_step,
-        "train_loss": outcome.last_train.get("loss"),
-        **{f"train_{name}": value for name, value in outcome.last_train.items() if name not in ("loss", "learning_rate")},
-        "n_train": len(data.train),
-        "n_supplemental": data.n_supplemental,
-        "n_validation": len(data.validation),
-        "dropped_too_short_train": data.train.n_dropped_too_short,
-        "dropped_too_short_validation": data.validation.n_dropped_too_short,
-        "cutmix_probability": config.cutmix_probability if attached else 0.0,
-        "aligned_usable": attached.n_usable if attached else 0,
-        "aligned_flagged": attached.n_flagged if attached else 0,
-        "aligned_missing": attached.n_missing if attached else len(data.train),
-        **(extra_metrics() if extra_metrics is not None else {}),
-        "resumed_from_step": outcome.resumed_from,
-        "steps_run": outcome.steps_run,
-        "train_seconds": round(outcome.train_seconds, 3),
-        "n_devices": int(mesh.devices.size),
-    }
-    if jax.process_index() == 0:
-        atomic_write_text(workdir / FINAL_METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
-    return metrics
 
 
 def check_data_dirs(config: NoisyStudentConfig) -> None:
