@@ -30,15 +30,21 @@ OVERRIDES_ARGUMENT = typer.Argument(None, help="Config overrides key=value (mode
 SHOW_CONFIG_OPTION = typer.Option(False, "--show-config", help="Print the resolved config as JSON and exit.")
 
 
-def _resolved(stage: str, data: Path, preset: str, overrides: list[str] | None):
+def run_stage(stage_module: str, stage: str, data: Path, workdir: Path, preset: str, overrides: list[str] | None,
+              show_config: bool) -> None:
+    """What every `signpipe train` command does: the stage's config from its preset, `key=value`
+    overrides and `--data`; printed with `--show-config`, else trained (resumed when the workdir
+    holds checkpoints of the same config) and its final metrics printed as JSON."""
+    import importlib
+
     from signpipe.train.config import resolve_config
 
-    config = resolve_config(stage, preset, list(overrides or []))
-    return dataclasses.replace(config, data_dir=str(data))
-
-
-def _print_json(values: dict) -> None:
-    typer.echo(json.dumps(values, indent=2))
+    module = importlib.import_module(stage_module)  # registers the stage's config and presets
+    config = dataclasses.replace(resolve_config(stage, preset, list(overrides or [])), data_dir=str(data))
+    if show_config:
+        typer.echo(json.dumps(config.to_dict(), indent=2))
+        return
+    typer.echo(json.dumps(module.train_and_evaluate(config, workdir), indent=2))
 
 
 @app.command()
@@ -51,13 +57,7 @@ def finetune(
 ) -> None:
     """CTC finetuning of the fingerspelling model; validation with greedy decoding and the
     normalized Levenshtein score."""
-    config = _resolved("finetune", data, preset, overrides)
-    if show_config:
-        _print_json(config.to_dict())
-        return
-    from signpipe.train.finetune import train_and_evaluate
-
-    _print_json(train_and_evaluate(config, workdir))
+    run_stage("signpipe.train.finetune", "finetune", data, workdir, preset, overrides, show_config)
 
 
 @app.command()
@@ -69,13 +69,7 @@ def pretrain(
     show_config: bool = SHOW_CONFIG_OPTION,
 ) -> None:
     """Data2vec 2.0 pretraining of the encoder (its weights then start finetuning via init_from)."""
-    config = _resolved("pretrain", data, preset, overrides)
-    if show_config:
-        _print_json(config.to_dict())
-        return
-    from signpipe.train.pretrain import train_and_evaluate
-
-    _print_json(train_and_evaluate(config, workdir))
+    run_stage("signpipe.train.pretrain", "pretrain", data, workdir, preset, overrides, show_config)
 
 
 @app.command()

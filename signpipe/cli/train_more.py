@@ -12,26 +12,11 @@ same config, final metrics as JSON on stdout, progress on stderr. Their presets 
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from pathlib import Path
 
 import typer
 
-from signpipe.cli.train import DATA_OPTION, OVERRIDES_ARGUMENT, PRESET_OPTION, SHOW_CONFIG_OPTION, WORKDIR_OPTION
-
-
-def _run(stage_module: str, stage: str, data: Path, workdir: Path, preset: str, overrides: list[str] | None, show_config: bool) -> None:
-    import importlib
-
-    from signpipe.train.config import resolve_config
-
-    module = importlib.import_module(stage_module)  # registers the stage's config and presets
-    config = dataclasses.replace(resolve_config(stage, preset, list(overrides or [])), data_dir=str(data))
-    if show_config:
-        typer.echo(json.dumps(config.to_dict(), indent=2))
-        return
-    typer.echo(json.dumps(module.train_and_evaluate(config, workdir), indent=2))
+from signpipe.cli.train import DATA_OPTION, OVERRIDES_ARGUMENT, PRESET_OPTION, SHOW_CONFIG_OPTION, WORKDIR_OPTION, run_stage
 
 
 def noisy_student(
@@ -43,7 +28,7 @@ def noisy_student(
 ) -> None:
     """Retrain with temporal CutMix on pseudo-alignments (alignments=DIR from `signpipe align`);
     supplemental_data_dir=SHARDS supplemental_alignments=DIR add more data."""
-    _run("signpipe.train.noisy_student", "noisy_student", data, workdir, preset, overrides, show_config)
+    run_stage("signpipe.train.noisy_student", "noisy_student", data, workdir, preset, overrides, show_config)
 
 
 def distill(
@@ -55,7 +40,7 @@ def distill(
 ) -> None:
     """Knowledge distillation from a frozen teacher (teacher=WORKDIR) into a smaller student:
     CTC + kd_weight x cross-entropy on the teacher's per-frame argmax, on a separate KD head."""
-    _run("signpipe.train.distill", "distill", data, workdir, preset, overrides, show_config)
+    run_stage("signpipe.train.distill", "distill", data, workdir, preset, overrides, show_config)
 
 
 def add_commands(train_app: typer.Typer) -> None:
