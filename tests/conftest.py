@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,3 +144,35 @@ def make_fingerspelling_corpus():
 def make_random_frames():
     """`make(rng, n_frames) -> [T, 543, 3]` float32 with whole hands NaN in some frames."""
     return random_frames
+
+
+VIDEO_SCRIPT = Path(__file__).with_name("test_video.py")
+"""Run in the video environment with `--write-videos DIR`, it writes the test videos (real photos)."""
+
+
+@pytest.fixture(scope="module")
+def video_python() -> Path:
+    """The video environment's interpreter, with mediapipe, OpenCV and scikit-image, or a skip."""
+    from signpipe.errors import SignpipeError
+    from signpipe.video import environment
+
+    try:
+        python = environment.find_video_python()
+    except SignpipeError as exc:
+        pytest.skip(f"no video environment (make video-env): {exc}")
+    # looked up, not imported: importing mediapipe takes seconds, and the worker does it anyway
+    code = ("import importlib.util\n"
+            "print(' '.join(m for m in ('mediapipe', 'cv2', 'skimage') if importlib.util.find_spec(m) is None))")
+    probe = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120)
+    missing = probe.stdout.strip() if probe.returncode == 0 else f"it does not run ({probe.stderr.strip()[-200:]})"
+    if missing:
+        pytest.skip(f"video environment {python} lacks {missing} (make video-env)")
+    return python
+
+
+@pytest.fixture(scope="module")
+def test_videos(video_python: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The test videos made from real photos, by name."""
+    directory = tmp_path_factory.mktemp("videos")
+    subprocess.run([str(video_python), str(VIDEO_SCRIPT), "--write-videos", str(directory)], check=True, timeout=120)
+    return {p.name: p for p in directory.iterdir()}

@@ -49,9 +49,7 @@ from signpipe.predict import (
     load_predictor,
     predict,
 )
-from signpipe.video import environment
 
-TEST_VIDEO_SCRIPT = Path(__file__).with_name("test_video.py")
 #: frames of tests/test_video.py's clips: astronaut.mp4 (2 of coffee, 6 of the astronaut), coffee.avi
 ASTRONAUT_FRAMES, COFFEE_FRAMES = 8, 3
 SIGNS_SAMPLE_FILES = ("train_landmark_files/16069/497384476.parquet", "train_landmark_files/16069/1695422525.parquet")
@@ -408,28 +406,6 @@ def test_component_command_hands_the_folders_videos_to_signpipe_extract(componen
 
 
 # --- videos (video environment) -------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def video_python() -> Path:
-    try:
-        python = environment.find_video_python()
-    except SignpipeError as exc:
-        pytest.skip(f"no video environment (make video-env): {exc}")
-    code = ("import importlib.util\n"
-            "print(' '.join(m for m in ('mediapipe', 'cv2', 'skimage') if importlib.util.find_spec(m) is None))")
-    probe = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120)
-    missing = probe.stdout.strip() if probe.returncode == 0 else f"it does not run ({probe.stderr.strip()[-200:]})"
-    if missing:
-        pytest.skip(f"video environment {python} lacks {missing} (make video-env)")
-    return python
-
-
-@pytest.fixture(scope="module")
-def test_videos(video_python: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    directory = tmp_path_factory.mktemp("videos")
-    subprocess.run([str(video_python), str(TEST_VIDEO_SCRIPT), "--write-videos", str(directory)], check=True, timeout=120)
-    return {p.name: p for p in directory.iterdir()}
 
 
 @pytest.fixture(scope="module")

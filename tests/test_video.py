@@ -401,30 +401,6 @@ def test_cli_bad_inputs_exit_2_with_the_problems(tmp_path, capsys, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def video_python() -> Path:
-    """The video environment's interpreter, with mediapipe, OpenCV and scikit-image, or a skip."""
-    try:
-        python = environment.find_video_python()
-    except SignpipeError as exc:
-        pytest.skip(f"no video environment (make video-env): {exc}")
-    # looked up, not imported: importing mediapipe takes seconds, and the worker does it anyway
-    code = ("import importlib.util\n"
-            "print(' '.join(m for m in ('mediapipe', 'cv2', 'skimage') if importlib.util.find_spec(m) is None))")
-    probe = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120)
-    missing = probe.stdout.strip() if probe.returncode == 0 else f"it does not run ({probe.stderr.strip()[-200:]})"
-    if missing:
-        pytest.skip(f"video environment {python} lacks {missing} (make video-env)")
-    return python
-
-
-@pytest.fixture(scope="module")
-def test_videos(video_python, tmp_path_factory) -> dict[str, Path]:
-    directory = tmp_path_factory.mktemp("videos")
-    subprocess.run([str(video_python), __file__, "--write-videos", str(directory)], check=True, timeout=120)
-    return {p.name: p for p in directory.iterdir()}
-
-
-@pytest.fixture(scope="module")
 def cli_extraction(test_videos, tmp_path_factory) -> tuple[Path, str]:
     """`signpipe extract` of both good videos into the fingerspelling layout: the corpus and what
     the command printed (progress bar, warnings, summary)."""
