@@ -19,6 +19,7 @@ its randomness from `fold_in(seed, step)`, so a resumed run repeats the uninterr
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -34,10 +35,13 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
+from signpipe.errors import SignpipeError
 from signpipe.train.checkpoint import RunCheckpoints, abstract_like
+from signpipe.train.compile_cache import enable_compilation_cache
 from signpipe.train.config import TrainConfig
 from signpipe.train.data import Batch, IteratorState
 from signpipe.train.mesh import replicated_sharding, shard_batch
+from signpipe.train.prefetch import PrefetchedBatches
 from signpipe.train.reporting import ScalarWriter, StepRate, TrainingProgress
 
 STOPPED_EXIT_CODE = 75
@@ -67,6 +71,34 @@ class LoopOutcome:
     best_step: int | None
     train_seconds: float
     steps_run: int
+    time_split: dict[str, float] | None = None
+    """Seconds of the loop by kind (`StageClock.split`): compile, steps, data_wait, evaluation,
+    checkpoint, restore."""
+
+
+class StageClock:
+    """Where a training loop's wall time goes, without slowing it: the first step is timed to
+    completion (it holds the compilation, or its cache read); waits for the next batch, evaluations
+    and checkpoint saves are timed as they happen; the steps are the rest."""
+
+    KINDS = ("restore", "compile", "data_wait", "evaluation", "checkpoint")
+
+    def __init__(self) -> None:
+        self.seconds = dict.fromkeys(self.KINDS, 0.0)
+        self._started = time.perf_counter()
+
+    @contextlib.contextmanager
+    def measure(self, kind: str):
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[kind] += time.perf_counter() - began
+
+    def split(self) -> dict[str, float]:
+        total = time.perf_counter() - self._started
+        steps = max(0.0, total - sum(self.seconds.values()))
+        return {**{k: round(v, 3) for k, v in self.seconds.items()}, "steps": round(steps, 3), "total": round(total, 3)}
 
 
 class _TerminationFlag:
@@ -105,6 +137,21 @@ def _mean_scalars(window: list[Mapping[str, Any]]) -> dict[str, float]:
     return {name: float(np.mean([float(s[name]) for s in stacked])) for name in stacked[0]}
 
 
+class NonFiniteLossError(SignpipeError):
+    """The training loss became NaN or infinite: the run stops rather than train on garbage."""
+
+
+def _check_finite(scalars: Mapping[str, float], step: int, workdir: Path) -> None:
+    """Stop at the first logged window whose loss is not finite; the checkpoints before it stay."""
+    loss = scalars.get("loss")
+    if loss is not None and not math.isfinite(loss):
+        raise NonFiniteLossError(
+            f"{workdir}: training loss is {loss} at step {step} (expected a finite number); the run stops here. "
+            "Check the data for non-finite values (signpipe data validate) and the learning rate; "
+            "the last checkpoint before this window is kept"
+        )
+
+
 def run_training_loop(
     *,
     config: TrainConfig,
@@ -127,10 +174,13 @@ def run_training_loop(
     whose maximum marks the best checkpoint.
     """
     workdir = Path(workdir)
+    clock = StageClock()
+    enable_compilation_cache()
     is_primary = jax.process_index() == 0
     checkpoints = RunCheckpoints(workdir, keep=config.keep_checkpoints)
     checkpoints.check_config(config)
-    restored = checkpoints.restore_latest(abstract_like(state, replicated_sharding(mesh)))
+    with clock.measure("restore"):
+        restored = checkpoints.restore_latest(abstract_like(state, replicated_sharding(mesh)))
     best_score: float | None = None
     best_step: int | None = None
     last_train: dict[str, float] = {}
@@ -145,9 +195,14 @@ def run_training_loop(
     total = config.total_steps
     last_evaluation: dict[str, float] | None = None
 
+    # the next batches are augmented in a thread while the device steps; `feed.state` is where
+    # the loop is, so checkpoints stay exact
+    depth = getattr(config, "prefetch", 2)  # configs of other recipes may not have the field
+    feed = PrefetchedBatches(batches, depth) if depth > 0 else batches
+
     def progress_record() -> dict[str, Any]:
         record = {
-            "iterator": batches.state.to_dict(),
+            "iterator": feed.state.to_dict(),
             "best_score": best_score,
             "best_step": best_step,
             "last_train": last_train,
@@ -169,11 +224,19 @@ def run_training_loop(
             rate = StepRate(start)
             window: list[Mapping[str, Any]] = []
             for step in range(start + 1, total + 1):
-                state, step_scalars = train_step(state, shard_batch(next(batches), mesh))
+                with clock.measure("data_wait"):
+                    batch = shard_batch(next(feed), mesh)
+                if step == start + 1:  # the first call compiles (or reads the compilation cache)
+                    with clock.measure("compile"):
+                        state, step_scalars = jax.block_until_ready(train_step(state, batch))
+                    rate = StepRate(step)
+                else:
+                    state, step_scalars = train_step(state, batch)
                 window.append(step_scalars)
                 if step % config.log_every == 0 or step == total or step == config.stop_after_step:
                     last_train = _mean_scalars(window)
                     window = []
+                    _check_finite(last_train, step, workdir)
                     steps_per_second = rate.read(step)
                     scalars.write(
                         step,
@@ -186,7 +249,8 @@ def run_training_loop(
                     progress.update(step, last_train.get("loss", math.nan), steps_per_second)
                 score = None
                 if evaluate is not None and eval_every and (step % eval_every == 0 or step == total):
-                    last_evaluation = evaluate(state)
+                    with clock.measure("evaluation"):
+                        last_evaluation = evaluate(state)
                     scalars.write(step, last_evaluation)
                     progress.note(
                         f"step {step}: " + "  ".join(f"{k} {v:.4f}" for k, v in last_evaluation.items())
@@ -201,7 +265,9 @@ def run_training_loop(
                     if window:  # the checkpoint's last_train must not depend on where logging fell
                         last_train = _mean_scalars(window)
                         window = []
-                    checkpoints.save(step, state, progress_record(), config, score)
+                        _check_finite(last_train, step, workdir)  # never checkpoint a diverged state
+                    with clock.measure("checkpoint"):
+                        checkpoints.save(step, state, progress_record(), config, score)
                 if preempted:
                     checkpoints.wait()
                     progress.note(f"SIGTERM: checkpoint of step {step} saved; exiting")
@@ -213,9 +279,13 @@ def run_training_loop(
                     os._exit(STOPPED_EXIT_CODE)
             if evaluate is not None and last_evaluation is None:
                 # nothing left to train (resumed at the end): report the final weights all the same
-                last_evaluation = evaluate(state)
-            checkpoints.wait()
+                with clock.measure("evaluation"):
+                    last_evaluation = evaluate(state)
+            with clock.measure("checkpoint"):
+                checkpoints.wait()
     finally:
+        if isinstance(feed, PrefetchedBatches):
+            feed.close()
         termination.uninstall()
         checkpoints.close()
     return LoopOutcome(
@@ -228,5 +298,6 @@ def run_training_loop(
         best_step=best_step,
         train_seconds=time.perf_counter() - started,
         steps_run=total - start,
+        time_split=clock.split(),
     )
 
