@@ -14,6 +14,7 @@ from signpipe.landmarks.augment import (
     POSE_MIRROR_PARTNERS,
     AlignCTCLabel,
     FeatureMask,
+    FitLength,
     FrameBlockMask,
     FrameNoise,
     HorizontalFlip,
@@ -216,6 +217,19 @@ def test_truncate_cuts_frames_and_alignment_and_drops_only_characters_wholly_cut
     unaligned = Truncate(11)(Sample(sample.points, label), rng())
     assert unaligned.n_frames == 11 and unaligned.label.tolist() == label.tolist()
     assert Truncate(100)(sample, rng()) is sample
+
+
+def test_fit_length_squeezes_a_long_sequence_and_keeps_every_character():
+    label, alignment = aligned_label([(3, 6), (CTC_BLANK, 2), (4, 6), (5, 5), (6, 5)])
+    sample = Sample(feature_points(4, alignment.size), label, alignment)
+    out = FitLength(12)(sample, rng())
+    assert out.n_frames == 12 and out.alignment.size == 12
+    np.testing.assert_array_equal(collapse_alignment(out.alignment), label)  # nothing cut, unlike Truncate
+    np.testing.assert_array_equal(out.points[[0, -1]], sample.points[[0, -1]])  # first and last frames kept
+    unaligned = FitLength(12)(Sample(sample.points, label), rng())
+    assert unaligned.n_frames == 12 and unaligned.label.tolist() == label.tolist()
+    assert FitLength(100)(sample, rng()) is sample
+    assert FitLength(3)(sample, rng()) is sample  # 4 aligned characters cannot fit in 3 frames: left for Truncate
 
 
 def test_align_ctc_label_stretches_a_short_sequence_to_the_frames_its_label_needs():

@@ -45,6 +45,7 @@ from signpipe.errors import ConfigError, SignpipeError
 from signpipe.landmarks import features
 from signpipe.landmarks.augment import (
     AlignCTCLabel,
+    FitLength,
     HorizontalFlip,
     LandmarkGroups,
     Pad,
@@ -75,7 +76,8 @@ def augmentation_pipeline(name: str, max_length: int, augment: bool = True) -> T
       few thousand steps it slows learning more than it helps.
     - "light": the seed's geometric transforms at about half their ranges, milder resampling, no
       masking, noise or time flip: enough variety to keep a small model from memorizing a small
-      corpus in a short run (the smoke preset).
+      corpus in a short run (the smoke and local presets). A sequence longer than `max_length`
+      is squeezed in time to fit (`FitLength`) rather than cut, so its label stays true.
     `augment=False` keeps only what every batch needs: truncate, fit the label, pad.
     """
     if not augment:
@@ -86,6 +88,7 @@ def augmentation_pipeline(name: str, max_length: int, augment: bool = True) -> T
         groups = features.GROUPS
         return Sequential(
             RandomResample(limit=0.2, p=0.5),
+            FitLength(max_length),
             Truncate(max_length),
             AlignCTCLabel(max_length),
             HorizontalFlip(lengths=groups, mirror=feature_mirror(), p=0.5),

@@ -27,6 +27,7 @@ from signpipe.landmarks.augment.pipeline import default_pipeline
 from signpipe.landmarks.augment.sample import Sample, collapse_alignment, ctc_min_frames, missing_points
 from signpipe.landmarks.augment.timeline import (
     AlignCTCLabel,
+    FitLength,
     Pad,
     RandomResample,
     TimeFlip,
@@ -56,6 +57,7 @@ __all__ = [
     "Sequential",
     "TimeFlip",
     "Transform",
+    "FitLength",
     "Truncate",
     "choose_share",
     "collapse_alignment",

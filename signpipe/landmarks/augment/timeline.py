@@ -123,6 +123,32 @@ class RandomResample(Transform):
 
 
 @dataclass(frozen=True)
+class FitLength(Transform):
+    """Squeeze a sequence longer than `max_length` frames into `max_length` by resampling time.
+
+    Where `Truncate` would cut the end of a long sequence off while its label keeps every
+    character (the model would then be asked to spell letters it never saw), this keeps all of
+    them, signed faster; an alignment is resampled with the frames. A sequence whose alignment
+    needs more runs than `max_length` is left for `Truncate`.
+    """
+
+    max_length: int = 512
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.max_length < 1:
+            raise ConfigError(f"FitLength: max_length must be >= 1, got {self.max_length}")
+
+    def apply(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        _require_unpadded(sample, self)
+        if sample.n_frames <= self.max_length:
+            return sample
+        if sample.alignment is not None and _alignment_runs(sample.alignment)[0].size > self.max_length:
+            return sample
+        return _resampled(sample, self.max_length)
+
+
+@dataclass(frozen=True)
 class Truncate(Transform):
     """Keep the first `max_length` frames.
 
