@@ -91,14 +91,16 @@ def test_loaded_model_scores_what_the_run_reported(finished_run, shards):
     assert [truth for truth, _ in pairs] == split.phrases
 
 
-def test_init_from_copies_the_encoder(finished_run, shards):
+def test_init_from_a_finetuned_run_starts_from_its_ema_model(finished_run, shards):
+    """From a CTC run, init_from takes the model that run was validated with: the EMA weights of
+    its latest checkpoint, encoder and CTC head (a noisy student continues its teacher)."""
     _, workdir, _ = finished_run
-    model, _, _ = load_finetuned_model(workdir, which="last", use_ema=False)
+    model, _, _ = load_finetuned_model(workdir, which="last", use_ema=True)
+    raw, _, _ = load_finetuned_model(workdir, which="last", use_ema=False)
     started = build_model(tiny_config(shards, f"init_from={workdir}", "seed=5"))
-    fresh = build_model(tiny_config(shards, "seed=5"))
-    for want, got in zip(jax.tree.leaves(nnx.state(model.encoder, nnx.Param)), jax.tree.leaves(nnx.state(started.encoder, nnx.Param))):
+    for want, got in zip(jax.tree.leaves(nnx.state(model, nnx.Param)), jax.tree.leaves(nnx.state(started, nnx.Param)), strict=True):
         np.testing.assert_array_equal(want, got)
-    np.testing.assert_array_equal(nnx.state(started.ctc_head)["projection"]["kernel"], nnx.state(fresh.ctc_head)["projection"]["kernel"])
+    assert not np.array_equal(nnx.state(raw.ctc_head)["projection"]["kernel"], nnx.state(started.ctc_head)["projection"]["kernel"])
 
     with pytest.raises(ConfigError, match="shape"):
         build_model(tiny_config(shards, f"init_from={workdir}", "model.width=64"))

@@ -23,6 +23,7 @@ Files in the workdir: `config.json`, `checkpoints/`, `metrics.jsonl`, `tb/`, and
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, TypeVar
@@ -108,22 +109,31 @@ def _fill_from_saved(target: Any, saved: Any, where: str) -> Any:
 
 
 def load_encoder_weights(model: CTCModel, workdir: str | Path) -> None:
-    """Copy the encoder of the latest checkpoint of a pretraining (or finetuning) workdir into
-    `model`. Convention for every stage: the train state holds the weights under `params`, the
-    encoder under `params/encoder`."""
+    """Copy the weights of the latest checkpoint of a pretraining or CTC-training workdir into
+    `model`: its encoder (the train state holds it under `params/encoder`), and, from a CTC run
+    (finetuning, noisy student), also its CTC head and the parameter EMA rather than the raw
+    weights, i.e. the model that run was validated and exported with; so a noisy student started
+    from its teacher starts where the teacher ended instead of relearning its output layer."""
     where = f"init_from={workdir}"
     if not Path(workdir).is_dir():
-        raise ConfigError(f"{where}: directory not found (expected the workdir of a pretraining run)")
+        raise ConfigError(f"{where}: directory not found (expected the workdir of a pretraining or finetuning run)")
     with RunCheckpoints(workdir, read_only=True) as checkpoints:
         _, saved = checkpoints.restore_unstructured()
+    weights = saved.get("ema_params") if isinstance(saved, Mapping) and "ema_params" in saved else None
+    if weights is None:
+        weights = saved.get("params") if isinstance(saved, Mapping) else None
     try:
-        saved_encoder = saved["params"]["encoder"]
+        saved_encoder = weights["encoder"]
     except (KeyError, TypeError):
         raise ConfigError(f"{where}: its checkpoint holds no params/encoder weights") from None
     target = nnx.state(model.encoder, nnx.Param)
     values = _fill_from_saved(nnx.to_pure_dict(target), saved_encoder, where)
     nnx.replace_by_pure_dict(target, values)
     nnx.update(model.encoder, target)
+    if isinstance(weights, Mapping) and "ctc_head" in weights:
+        head = nnx.state(model.ctc_head, nnx.Param)
+        nnx.replace_by_pure_dict(head, _fill_from_saved(nnx.to_pure_dict(head), weights["ctc_head"], where))
+        nnx.update(model.ctc_head, head)
 
 
 def make_train_step(graphdef: Any, rng_state: Any, optimizer: optax.GradientTransformation, config: FinetuneConfig, mesh: Mesh):
@@ -257,6 +267,7 @@ def run_ctc_stage(
     The stage supplies its data, model, train step and batches; `build`, `make_step` and
     `load_data` run once the devices are set up (multi-host jobs must connect before any array
     exists). `stage_metrics(data, outcome)` adds the stage's own entries to the final metrics."""
+    began = time.perf_counter()
     maybe_initialize_distributed()
     workdir = Path(workdir)
     mesh = make_mesh()
@@ -283,6 +294,7 @@ def run_ctc_stage(
         scalars, _ = evaluate_split(eval_step, state["ema_params"], data.validation, config, mesh, data.character_map)
         return scalars
 
+    setup_seconds = time.perf_counter() - began
     outcome = run_training_loop(
         config=config,
         workdir=workdir,
@@ -311,6 +323,8 @@ def run_ctc_stage(
         "resumed_from_step": outcome.resumed_from,
         "steps_run": outcome.steps_run,
         "train_seconds": round(outcome.train_seconds, 3),
+        # data loading and featurizing, model build: before the loop; then the loop's own split
+        "time_split": {"setup": round(setup_seconds, 3), **(outcome.time_split or {})},
         "n_devices": int(mesh.devices.size),
     }
     if jax.process_index() == 0:
