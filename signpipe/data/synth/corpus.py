@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -146,8 +147,12 @@ def generate_fingerspelling(
     sequences_per_file: int = 150,
     y_scale_spread: float = 0.0,
     overwrite: bool = False,
+    workers: int = 1,
 ) -> SynthCorpus:
     """Write a synthetic asl-fingerspelling corpus (REFERENCE.md section 1 layout) to `out_dir`.
+
+    `workers` > 1 renders the landmark files in that many processes; the corpus is byte-for-byte
+    the same.
 
     `train.csv`, `train_landmarks/<file_id>.parquet` (`sequences_per_file` sequences each),
     `character_to_prediction_index.json`, and beside them `synth_truth.json` and
@@ -170,25 +175,17 @@ def generate_fingerspelling(
     spans = {name: [] for name in ALIGNMENT_SCHEMA.names}
     with atomic_directory(out_dir, overwrite=overwrite) as root:
         landmarks = root / fingerspelling.PARTS_DIRS["train"]
-        for f, file_id in enumerate(file_ids):
-            batch = []
-            for position in range(f * per_file, min((f + 1) * per_file, n_sequences)):
-                sequence_rng = _sequence_rng(seed, kind, position)
-                phrase = random_phrase(sequence_rng)
-                signer = signers[who[position]]
-                rendered = render_fingerspelling(phrase, signer, sequence_rng)
-                sequence_id = int(sequence_ids[position])
-                batch.append((sequence_id, rendered.frames))
-                path = f"{landmarks.name}/{file_id}.parquet"
-                rows.append((path, int(file_id), sequence_id, signer.participant_id, phrase))
-                spans["sequence_id"].append(np.full(len(phrase), sequence_id, np.int64))
-                spans["char_index"].append(np.arange(len(phrase), dtype=np.int16))
-                spans["character"].append(np.array(list(phrase), dtype=object))
-                spans["start_frame"].append(rendered.spans[:, 0].astype(np.int32))
-                spans["end_frame"].append(rendered.spans[:, 1].astype(np.int32))
-                n_frames += len(rendered.frames)
-                n_missing += _signing_hand_missing(rendered)
-            fingerspelling.write_landmark_file(landmarks / f"{file_id}.parquet", batch)
+        jobs = [
+            (seed, landmarks, int(file_id), [(position, signers[who[position]], int(sequence_ids[position]))
+                                             for position in range(f * per_file, min((f + 1) * per_file, n_sequences))])
+            for f, file_id in enumerate(file_ids)
+        ]
+        for file_rows, file_spans, file_frames, file_missing in _map_files(_fingerspelling_file, jobs, workers):
+            rows += file_rows
+            for name, parts in file_spans.items():
+                spans[name] += parts
+            n_frames += file_frames
+            n_missing += file_missing
         metadata = pd.DataFrame(rows, columns=list(fingerspelling.METADATA_COLUMNS))
         _write_csv(root / fingerspelling.PARTS_FILES["train"], metadata)
         _copy_packaged_map(root, CHARACTER_MAP_FILE)
@@ -199,6 +196,41 @@ def generate_fingerspelling(
     return SynthCorpus(
         Path(out_dir), kind, int(seed), int(n_sequences), n_people, n_frames, n_missing / n_frames, float(y_scale)
     )
+
+
+def _fingerspelling_file(job: tuple) -> tuple[list, dict[str, list], int, int]:
+    """Render and write one landmark file of a fingerspelling corpus (a worker's unit of work);
+    returns its metadata rows, alignment spans and frame counts. Each sequence draws from its own
+    stream, so the corpus is the same whichever process renders which file."""
+    seed, landmarks, file_id, members = job
+    kind = "fingerspelling"
+    rows, batch, n_frames, n_missing = [], [], 0, 0
+    spans: dict[str, list] = {name: [] for name in ALIGNMENT_SCHEMA.names}
+    for position, signer, sequence_id in members:
+        sequence_rng = _sequence_rng(seed, kind, position)
+        phrase = random_phrase(sequence_rng)
+        rendered = render_fingerspelling(phrase, signer, sequence_rng)
+        batch.append((sequence_id, rendered.frames))
+        rows.append((f"{landmarks.name}/{file_id}.parquet", file_id, sequence_id, signer.participant_id, phrase))
+        spans["sequence_id"].append(np.full(len(phrase), sequence_id, np.int64))
+        spans["char_index"].append(np.arange(len(phrase), dtype=np.int16))
+        spans["character"].append(np.array(list(phrase), dtype=object))
+        spans["start_frame"].append(rendered.spans[:, 0].astype(np.int32))
+        spans["end_frame"].append(rendered.spans[:, 1].astype(np.int32))
+        n_frames += len(rendered.frames)
+        n_missing += _signing_hand_missing(rendered)
+    fingerspelling.write_landmark_file(landmarks / f"{file_id}.parquet", batch)
+    return rows, spans, n_frames, n_missing
+
+
+def _map_files(render: Any, jobs: list, workers: int) -> Any:
+    """`render` over `jobs` in order, in `workers` processes (1: in this one)."""
+    if workers <= 1 or len(jobs) <= 1:
+        return map(render, jobs)
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+        return list(pool.map(render, jobs))
 
 
 def generate_isolated_signs(
