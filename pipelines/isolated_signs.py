@@ -110,7 +110,7 @@ def build_pipeline(preset: SignsPipelinePreset, target: str = "local", images: M
         judged = gate_signs(
             bundle=exported.outputs["bundle"], evaluation=scored.outputs["evaluation"], eval_corpus=eval_corpus.output,
             registry=registry, registry_storage=registry_storage, min_accuracy=min_accuracy, max_model_mb=max_model_mb,
-            max_mean_latency_ms=max_mean_latency_ms, champion_margin=champion_margin,
+            max_mean_latency_ms=max_mean_latency_ms, champion_margin=champion_margin, plumbing=preset.plumbing,
         )
         # the gate reads the registry's current champion: a cached verdict would judge against a stale one
         placement.place(judged, "gate-signs").set_caching_options(False)

@@ -121,6 +121,8 @@ def test_smoke_run_on_the_sample_publishes_a_bundle_that_the_scorer_runs_on_unse
 
     assert 0 < summary["model_mb"] < 40 and 0 < summary["latency_ms"]["mean"] < 100
     assert summary["gate"] == "passed" and summary["published_version"] == summary["champion_version"] == "0001"
-    champion = LocalModelRegistry(runs / "registry" / "isolated-signs").champion()
+    # smoke is a plumbing preset: it publishes into a registry of its own, never the real runs' one
+    assert Path(summary["registry"]) == runs / "plumbing-registry" / "isolated-signs"
+    champion = LocalModelRegistry(Path(summary["registry"])).champion()
     assert Path(champion.bundle_uri).read_bytes() == bundle.read_bytes()
     assert champion.metadata["preset"] == "smoke"

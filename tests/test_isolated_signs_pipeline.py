@@ -13,9 +13,10 @@ import pytest
 from components import LOCAL_IMAGE
 from pipelines.compile import PIPELINES, compile_pipeline, describe, load_compiled
 from pipelines.presets import apply_overrides, check_training_overrides, preset, presets_of
-from pipelines.signs_presets import IMAGE_STEP, PRESETS
+from pipelines.signs_presets import IMAGE_STEP, PRESETS, check_signs_parameters
 from signpipe.cli import main
 from signpipe.errors import ConfigError
+from signpipe.signs.config import resolve_config
 from test_vertex_requests import REGION, SERVICE_ACCOUNT, VertexRecorder, recorded, server, vertex  # noqa: F401 (fixtures)
 
 IMAGES = {
@@ -56,8 +57,8 @@ def container(spec, task_name, dag=None):
 
 def test_registered_with_its_own_presets():
     assert PIPELINES["isolated-signs"] == "pipelines.isolated_signs"
-    assert set(presets_of("isolated-signs")) == {"smoke", "seed"} and preset("seed", "isolated-signs").n_folds == 5
-    assert preset("smoke", "isolated-signs").n_folds == 3
+    assert set(presets_of("isolated-signs")) == {"local", "smoke", "seed"} and preset("seed", "isolated-signs").n_folds == 5
+    assert preset("smoke", "isolated-signs").n_folds == 3 and preset("local", "isolated-signs").n_folds == 2
     with pytest.raises(ConfigError, match="unknown pipeline preset 'small' of isolated-signs"):
         preset("small", "isolated-signs")
     with pytest.raises(ConfigError, match="unknown pipeline"):
@@ -67,6 +68,31 @@ def test_registered_with_its_own_presets():
         dataclasses.replace(PRESETS["smoke"], synth_sequences=500)
     with pytest.raises(ConfigError, match="cannot fill 3 folds"):
         dataclasses.replace(PRESETS["smoke"], synth_participants=2)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_resolves_its_fold_training_and_only_plumbing_goes_without_a_floor(name):
+    chosen = PRESETS[name]
+    parameters = chosen.runtime_parameters()
+    check_signs_parameters(parameters)  # what run/submit check before anything runs
+    config = resolve_config(parameters["signs_preset"], parameters["signs_overrides"])
+    assert config.width % config.heads == 0 and config.batch_size <= chosen.synth_sequences // chosen.n_folds
+    assert chosen.plumbing or chosen.gate.min_accuracy > 0
+    assert chosen.synth_participants >= chosen.n_folds and chosen.synth_sequences > 250 * (chosen.n_folds - 1)
+
+
+def test_local_is_the_real_job_and_smoke_the_plumbing_check():
+    local, smoke = PRESETS["local"], PRESETS["smoke"]
+    assert not local.plumbing and smoke.plumbing and not PRESETS["seed"].plumbing
+    assert local.training.preset == "local" and local.gate.min_accuracy >= 0.5 and PRESETS["seed"].gate.min_accuracy >= 0.5
+    # a real model learns from several sequences of every sign by many signers; smoke stays as small as it was
+    assert local.synth_sequences >= 4 * 250 and local.synth_participants >= 8
+    assert (smoke.synth_sequences, smoke.synth_participants, smoke.training.preset) == (540, 6, "smoke")
+    small, big = resolve_config("smoke"), resolve_config("local")
+    assert big.width > small.width and big.batch_size >= small.batch_size
+    with pytest.raises(ConfigError, match="no floor"):
+        dataclasses.replace(local, gate=dataclasses.replace(local.gate, min_accuracy=0.0))
+    dataclasses.replace(local, plumbing=True, gate=dataclasses.replace(local.gate, min_accuracy=0.0))  # allowed there
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

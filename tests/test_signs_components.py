@@ -28,6 +28,7 @@ from signpipe.data.schema import N_POINTS, SIGN_MAP_FILE, packaged_map
 from signpipe.errors import ConfigError, SignpipeError
 from signpipe.export.signs_gate import (
     LATENCY_CRITERION,
+    MAJORITY_CRITERION,
     SignsGateThresholds,
     evaluation_from_dict,
     judge_signs,
@@ -92,12 +93,55 @@ def toy_bundle(tmp_path_factory) -> Model:
 
 
 @pytest.fixture(scope="module")
-def evaluated(toy_bundle, eval_corpus, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("evaluate")
+def oracle_bundle(eval_corpus, tmp_path_factory) -> Model:
+    """A bundle with the asl-signs interface that knows the evaluation corpus' answers: it
+    recognizes each sequence by the sums of its present x and y and returns that sequence's sign.
+    The one bundle here that beats the corpus' majority-class baseline (a constant answer cannot),
+    so the gate can pass and publish."""
+    import tensorflow as tf
+
+    rows = pd.read_csv(Path(eval_corpus.path) / "train.csv")
+    keys, answers = [], np.zeros((len(rows), len(SIGN_INDEX)), np.float32)
+    for k, row in enumerate(rows.itertuples()):
+        frames = pd.read_parquet(Path(eval_corpus.path) / row.path, columns=["x", "y"]).to_numpy().reshape(-1, N_POINTS, 2)
+        keys.append(np.nansum(frames.astype(np.float64), axis=(0, 1)))
+        answers[k, SIGN_INDEX[row.sign]] = 1.0
+    keys = np.asarray(keys, np.float32)
+    assert len(np.unique(keys.round(1), axis=0)) == len(keys)  # every sequence has its own key
+
+    class KnowsTheAnswers(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, N_POINTS, 3], tf.float32, name="inputs")])
+        def serving_default(self, inputs):
+            present = tf.where(tf.math.is_nan(inputs), tf.zeros_like(inputs), inputs)
+            key = tf.reduce_sum(present[:, :, :2], axis=[0, 1])
+            nearest = tf.argmin(tf.reduce_sum(tf.abs(tf.constant(keys) - key), axis=1))
+            return {"outputs": tf.gather(tf.constant(answers), nearest)}
+
+    module = KnowsTheAnswers()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.serving_default.get_concrete_function()], module)
+    folder = tmp_path_factory.mktemp("oracle-bundle") / "bundle"
+    folder.mkdir()
+    with zipfile.ZipFile(folder / "model.zip", "w") as archive:
+        archive.writestr("model.tflite", converter.convert())
+        archive.writestr("inference_args.json", json.dumps({"selected_columns": ["x", "y", "z"]}))
+    return Model(name="bundle", uri=str(folder))
+
+
+def evaluate_outputs(bundle: Model, eval_corpus: Dataset, folder: Path) -> dict:
     outputs = {"evaluation": artifact(Artifact, folder, "evaluation"), "metrics": artifact(Metrics, folder, "metrics"),
                "confusion": artifact(ClassificationMetrics, folder, "confusion"), "report": artifact(HTML, folder, "report")}
-    evaluate_signs.python_func(bundle=toy_bundle, eval_corpus=eval_corpus, threads=1, **outputs)
+    evaluate_signs.python_func(bundle=bundle, eval_corpus=eval_corpus, threads=1, **outputs)
     return outputs
+
+
+@pytest.fixture(scope="module")
+def evaluated(toy_bundle, eval_corpus, tmp_path_factory):
+    return evaluate_outputs(toy_bundle, eval_corpus, tmp_path_factory.mktemp("evaluate"))
+
+
+@pytest.fixture(scope="module")
+def oracle_evaluated(oracle_bundle, eval_corpus, tmp_path_factory):
+    return evaluate_outputs(oracle_bundle, eval_corpus, tmp_path_factory.mktemp("evaluate-oracle"))
 
 
 # --- holding participants out --------------------------------------------------------------------
@@ -274,27 +318,47 @@ def test_evaluation_round_trips_through_its_json(evaluated):
         evaluation_from_dict({k: v for k, v in scored.items() if k != "score"})
 
 
-def test_gate_then_publish_against_the_champion(toy_bundle, evaluated, eval_corpus, tmp_path):
+def gate_outputs(bundle: Model, evaluation: dict, eval_corpus: Dataset, registry: Path, folder: Path, **thresholds):
+    outputs = {name: artifact(kind, folder, name) for name, kind in (
+        ("verdict", Artifact), ("report", HTML), ("report_markdown", Markdown), ("metrics", Metrics))}
+    settings = {"min_accuracy": 0.0, "max_model_mb": 40.0, "max_mean_latency_ms": 100.0, "champion_margin": 0.0,
+                **thresholds}
+    passed = gate_signs.python_func(bundle=bundle, evaluation=evaluation["evaluation"], eval_corpus=eval_corpus,
+                                    registry=str(registry), registry_storage="", **settings, **outputs)
+    return passed, outputs
+
+
+def test_gate_holds_back_a_constant_answer_at_the_majority_baseline(toy_bundle, evaluated, eval_corpus, tmp_path):
+    """The toy always names one sign: it scores that sign's share of the held-out signers (0.5 of
+    two balanced signs here), clears a zero floor and every limit, and fails only the baseline."""
+    baseline = float(pd.read_csv(Path(eval_corpus.path) / "train.csv")["sign"].value_counts(normalize=True).max())
+    passed, outputs = gate_outputs(toy_bundle, evaluated, eval_corpus, tmp_path / "registry", tmp_path / "gate")
+    verdict = json.loads(Path(outputs["verdict"].path).read_text())
+    assert not passed and outputs["verdict"].metadata["failed"] == [MAJORITY_CRITERION]
+    assert [c["name"] for c in verdict["criteria"]] == ["model size", LATENCY_CRITERION, "accuracy", MAJORITY_CRITERION]
+    majority = verdict["criteria"][-1]
+    assert (majority["measured"], majority["threshold"], majority["comparison"]) == (pytest.approx(baseline), baseline, ">")
+    assert outputs["verdict"].metadata["majority_baseline"] == outputs["metrics"].metadata["majority_baseline"] == baseline
+    report = Path(outputs["report_markdown"].path).read_text()
+    assert report.startswith("# Gate: FAIL") and f"Failed: {MAJORITY_CRITERION} is 0.5, needs > 0.5" in report
+    assert "FAILED" in Path(outputs["report"].path).read_text()
+
+
+def test_gate_then_publish_against_the_champion(oracle_bundle, oracle_evaluated, eval_corpus, tmp_path):
     registry = tmp_path / "registry"
 
     def run_gate(folder: Path, **thresholds):
-        outputs = {name: artifact(kind, folder, name) for name, kind in (
-            ("verdict", Artifact), ("report", HTML), ("report_markdown", Markdown), ("metrics", Metrics))}
-        settings = {"min_accuracy": 0.0, "max_model_mb": 40.0, "max_mean_latency_ms": 100.0, "champion_margin": 0.0,
-                    **thresholds}
-        passed = gate_signs.python_func(bundle=toy_bundle, evaluation=evaluated["evaluation"], eval_corpus=eval_corpus,
-                                        registry=str(registry), registry_storage="", **settings, **outputs)
-        return passed, outputs
+        return gate_outputs(oracle_bundle, oracle_evaluated, eval_corpus, registry, folder, **thresholds)
 
     passed, outputs = run_gate(tmp_path / "first")
     verdict = json.loads(Path(outputs["verdict"].path).read_text())
-    assert passed and verdict["champion"] is None
-    assert [c["name"] for c in verdict["criteria"]] == ["model size", LATENCY_CRITERION, "accuracy"]
+    assert passed and verdict["champion"] is None and verdict["criteria"][2]["measured"] == 1.0
+    assert [c["name"] for c in verdict["criteria"]] == ["model size", LATENCY_CRITERION, "accuracy", MAJORITY_CRITERION]
     assert outputs["metrics"].metadata[LATENCY_CRITERION] > 0
     assert Path(outputs["report_markdown"].path).read_text().startswith("# Gate: PASS")
 
     published = artifact(Artifact, tmp_path / "publish", "published")
-    publish.python_func(bundle=toy_bundle, evaluation=evaluated["evaluation"], verdict=outputs["verdict"],
+    publish.python_func(bundle=oracle_bundle, evaluation=oracle_evaluated["evaluation"], verdict=outputs["verdict"],
                         registry=str(registry), registry_storage="", champion_margin=0.0, labels={"preset": "smoke"},
                         run_name="run-1", published=published)
     champion = LocalModelRegistry(registry).champion()
@@ -305,7 +369,7 @@ def test_gate_then_publish_against_the_champion(toy_bundle, evaluated, eval_corp
     verdict = json.loads(Path(outputs["verdict"].path).read_text())
     assert passed and verdict["champion"]["version"] == "0001"
     assert "accuracy vs champion" in [c["name"] for c in verdict["criteria"]]
-    passed, outputs = run_gate(tmp_path / "tight", min_accuracy=0.99, max_model_mb=1e-4, max_mean_latency_ms=1e-6)
+    passed, outputs = run_gate(tmp_path / "tight", min_accuracy=1.01, max_model_mb=1e-4, max_mean_latency_ms=1e-6)
     assert not passed
     assert set(outputs["verdict"].metadata["failed"]) == {"model size", LATENCY_CRITERION, "accuracy"}
     assert "FAILED" in Path(outputs["report"].path).read_text()

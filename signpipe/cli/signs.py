@@ -33,7 +33,7 @@ def _print_json(values: dict) -> None:
 def train(
     data: Path = typer.Option(..., "--data", help="asl-signs corpus directory (train.csv, train_landmark_files/)."),
     workdir: Path = typer.Option(..., "--workdir", help="Run root: a fold_<i>/ run per fold; resumed if present."),
-    preset: str = typer.Option("smoke", "--preset", help="Named preset: smoke or seed."),
+    preset: str = typer.Option("smoke", "--preset", help="Named preset: smoke (plumbing), local (the main job on 2 CPU cores) or seed."),
     folds: str = typer.Option("all", "--folds", help="Folds to train: all, or numbers such as 0 or 0,2."),
     overrides: list[str] | None = typer.Argument(None, help="Config overrides key=value (blocks=2 width=128 ...).",
                                                  show_default=False),

@@ -10,6 +10,13 @@ sequence of the evaluation corpus timed through the scorer's own call (`evaluate
 warm-up call first). The fingerspelling gate's probe (p95 at a fixed length of synthetic wide rows)
 answers another question here, so this gate switches it off and sets `judge`'s mean-latency
 threshold instead.
+
+A fixed accuracy floor says little on its own: a model that always names the most common sign of
+the evaluation corpus scores that sign's share, which on a small or unbalanced corpus (the real
+sample's held-out signers: two signs) can clear any floor set for 250 balanced signs. So the gate
+also asks for an accuracy strictly above the evaluation corpus' majority-class baseline (the share
+of its most common sign, from its `train.csv`): at or below it, the model has shown nothing a
+constant answer would not.
 """
 
 from __future__ import annotations
@@ -23,9 +30,17 @@ from typing import Any
 from signpipe.errors import ConfigError
 from signpipe.export.bundle import Bundle, read_bundle
 from signpipe.export.evaluate import EvaluationResult, evaluate_bundle
-from signpipe.export.gate import MEAN_LATENCY_CRITERION, GateMeasurements, GateResult, GateThresholds, judge
+from signpipe.export.gate import (
+    MEAN_LATENCY_CRITERION,
+    Criterion,
+    GateMeasurements,
+    GateResult,
+    GateThresholds,
+    judge,
+)
 
 LATENCY_CRITERION = MEAN_LATENCY_CRITERION
+MAJORITY_CRITERION = "accuracy vs majority baseline"
 COMPETITION_MEAN_LATENCY_MS = 100.0
 
 
@@ -69,6 +84,33 @@ def evaluation_from_dict(values: Mapping[str, Any]) -> EvaluationResult:
     return EvaluationResult(**known, details=details)
 
 
+@dataclasses.dataclass(frozen=True)
+class MajorityBaseline:
+    """The accuracy of always answering the evaluation corpus' most common sign."""
+
+    accuracy: float
+    sign: str
+    n_sequences: int
+
+    @property
+    def note(self) -> str:
+        return f"always {self.sign!r}: {self.accuracy:.1%} of {self.n_sequences} sequences"
+
+
+def majority_baseline(data: str | Path) -> MajorityBaseline:
+    """The majority-class baseline of the asl-signs corpus at `data`, from its `train.csv`
+    (ties go to the first sign in alphabetical order; the share is the same)."""
+    from signpipe.data.corpus import open_corpus
+
+    signs = open_corpus(data).metadata["sign"]
+    if len(signs) == 0:
+        raise ConfigError(f"{data}: the evaluation corpus has no sequences (expected at least one in its train.csv)")
+    counts = signs.value_counts()
+    top = int(counts.max())
+    sign = sorted(str(name) for name, count in counts.items() if count == top)[0]
+    return MajorityBaseline(top / len(signs), sign, int(len(signs)))
+
+
 def judge_signs(
     model_mb: float,
     accuracy: float,
@@ -78,11 +120,17 @@ def judge_signs(
     latency_note: str = "",
     subject: str = "",
     context: dict[str, str] | None = None,
+    majority: MajorityBaseline | None = None,
 ) -> GateResult:
-    """The verdict on measured values: `judge`'s criteria, the mean latency after the size."""
+    """The verdict on measured values: `judge`'s criteria, the mean latency after the size, and
+    with `majority` (the evaluation corpus' baseline) the accuracy strictly above it, last."""
     measurements = GateMeasurements(model_mb, accuracy, None, champion_accuracy, "accuracy", float(mean_latency_ms),
                                     latency_note)
-    return judge(measurements, thresholds.shared(), subject, context)
+    result = judge(measurements, thresholds.shared(), subject, context)
+    if majority is None:
+        return result
+    beat = Criterion(MAJORITY_CRITERION, float(accuracy), majority.accuracy, ">", note=majority.note)
+    return dataclasses.replace(result, criteria=result.criteria + (beat,))
 
 
 def run_signs_gate(
@@ -94,8 +142,9 @@ def run_signs_gate(
     threads: int = 1,
 ) -> GateResult:
     """Judge `bundle` on the asl-signs corpus at `data` (scored now unless `evaluation`, an
-    `EvaluationResult` of this bundle on `data`, is given); a champion bundle is scored on the
-    same corpus with the same number of threads."""
+    `EvaluationResult` of this bundle on `data`, is given) against the thresholds and the corpus'
+    majority-class baseline; a champion bundle is scored on the same corpus with the same number
+    of threads."""
     bundle = bundle if isinstance(bundle, Bundle) else read_bundle(bundle, check_model=False)
     if evaluation is None:
         evaluation = evaluate_bundle(bundle.path, data, threads=threads)
@@ -114,6 +163,8 @@ def run_signs_gate(
         champion_result = evaluate_bundle(champion_path, data, threads=evaluation.threads)
         champion_accuracy = champion_result.score
         context["champion"] = f"`{champion_path}`, accuracy {champion_accuracy:.4f}"
+    majority = majority_baseline(data)
+    context["majority baseline"] = majority.note
     note = f"{evaluation.n_sequences} sequences, {evaluation.threads} thread{'s' if evaluation.threads > 1 else ''}"
     return judge_signs(bundle.model_mb, evaluation.score, latency["mean"], thresholds, champion_accuracy, note,
-                       str(bundle.path), context)
+                       str(bundle.path), context, majority)

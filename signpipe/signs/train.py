@@ -44,6 +44,7 @@ from signpipe.signs.folds import fold_metadata
 from signpipe.signs.model import SignClassifier, arcface_loss, build_sign_model, class_probabilities
 from signpipe.signs.optim import ranger, seed_schedule
 from signpipe.train.checkpoint import RunCheckpoints
+from signpipe.train.compile_cache import enable_compilation_cache
 from signpipe.train.loop import run_training_loop
 from signpipe.train.mesh import (
     batch_sharding,
@@ -223,6 +224,9 @@ def majority_baseline(train: SignSequences, validation: SignSequences) -> float:
 def train_and_evaluate(config: SignsConfig, workdir: str | Path) -> dict[str, Any]:
     """Train one fold (resuming from `workdir` when it holds checkpoints of this config) and return
     the final metrics of the slow weights on the fold's validation participants."""
+    # before anything compiles: every fold (and the next run) compiles the same steps, and on a
+    # small CPU machine compiling them is a large share of a short fold's time
+    enable_compilation_cache()
     maybe_initialize_distributed()
     workdir = Path(workdir)
     fold = prepare_fold(config)
