@@ -22,16 +22,19 @@ def gate(
     report: Output[HTML],
     report_markdown: Output[Markdown],
     metrics: Output[Metrics],
+    plumbing: bool = False,
 ) -> bool:
     """`signpipe.export.gate.run_gate` with the current champion of `registry` (scored on the same
     corpus); returns whether the bundle may be published. `verdict` records the champion version
-    judged against, which publish needs to promote safely (`signpipe.registry.may_promote`)."""
+    judged against, which publish needs to promote safely (`signpipe.registry.may_promote`).
+    `plumbing`: the run is a plumbing check (`pipelines.presets.PipelinePreset.plumbing`); the
+    report says its score means nothing."""
     import json
     from pathlib import Path
 
     from signpipe.data.atomic import atomic_write_text
     from signpipe.export.evaluate import EvaluationResult
-    from signpipe.export.gate import GateThresholds, run_gate
+    from signpipe.export.gate import GateThresholds, run_gate, with_plumbing_note
     from signpipe.registry import gcs_local_path, open_registry
     from signpipe.reports import gate_report, record_metrics
 
@@ -45,6 +48,8 @@ def gate(
                                 latency_frames=latency_frames, min_score=min_score, champion_margin=champion_margin)
     result = run_gate(Path(bundle.path) / "model.zip", eval_corpus.path, thresholds,
                       champion=gcs_local_path(champion.bundle_uri) if champion is not None else None, evaluation=evaluated)
+    if plumbing:
+        result = with_plumbing_note(result)
     values = result.to_dict()
     values["champion"] = champion.to_dict() if champion is not None else None
     atomic_write_text(Path(verdict.path), json.dumps(values, indent=2) + "\n")

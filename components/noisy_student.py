@@ -11,7 +11,8 @@ from components import LOCAL_IMAGE
 def noisy_student(features: Input[Dataset], alignments: Input[Dataset], preset: str, overrides: dict, model: Output[Model],
                   metrics: Output[Metrics], report: Output[HTML], pretrained: Input[Model] = None):
     """CTC finetuning with CutMix batches cut where the alignments place the characters; starts
-    from the pretrained encoder when there is one, as the teacher did."""
+    from `pretrained` when given: the pretrained encoder, as the teacher did, or the teacher
+    itself (its EMA encoder and CTC head) in presets that continue the teacher."""
     import dataclasses
     from pathlib import Path
 

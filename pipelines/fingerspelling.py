@@ -4,8 +4,9 @@
     -> [pretrain] -> finetune teacher -> [align -> noisy student (CutMix)] -> [distill student]
     -> export -> evaluate -> gate -> If(passed): publish
 
-Bracketed stages are switched on or off by the preset (`pipelines.presets`): `smoke` has no
-pretraining. Without distillation the exported model is the last teacher; without the noisy
+Bracketed stages are switched on or off by the preset (`pipelines.presets`): `smoke` and `local`
+have no pretraining, `local` no distillation, and its noisy student starts from the teacher's
+weights (`PipelinePreset.noisy_student_from_teacher`). Without distillation the exported model is the last teacher; without the noisy
 student, distillation learns from the first teacher on plain batches.
 
 `build_pipeline(preset, target)` returns the `@dsl.pipeline` function for one preset and one
@@ -142,9 +143,10 @@ def build_pipeline(preset: PipelinePreset, target: str = "local", images: Mappin
             aligned = placement.place(align(features=features, teacher=teacher, min_confidence=align_min_confidence,
                                             min_character_confidence=align_min_character_confidence), "align")
             alignments = aligned.outputs["alignments"]
+            start = teacher if preset.noisy_student_from_teacher else pretrained
             student_of_itself = noisy_student(features=features, alignments=alignments, preset=noisy_student_preset,
                                               overrides=noisy_student_overrides,
-                                              **({"pretrained": pretrained} if pretrained is not None else {}))
+                                              **({"pretrained": start} if start is not None else {}))
             teacher = placement.place(student_of_itself, "noisy-student").set_display_name(
                 "noisy student (CutMix)").outputs["model"]
 
@@ -162,6 +164,7 @@ def build_pipeline(preset: PipelinePreset, target: str = "local", images: Mappin
             bundle=exported.outputs["bundle"], evaluation=scored.outputs["evaluation"], eval_corpus=eval_corpus.output,
             registry=registry, registry_storage=registry_storage, min_score=min_score, max_model_mb=max_model_mb,
             max_latency_p95_ms=max_latency_p95_ms, latency_frames=latency_frames, champion_margin=champion_margin,
+            plumbing=preset.plumbing,
         )
         # The gate reads the registry's current champion: a cached verdict would judge against a stale one.
         placement.place(judged, "gate").set_caching_options(False)

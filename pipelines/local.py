@@ -48,9 +48,12 @@ from rich.table import Table
 
 from signpipe.data.atomic import atomic_write_text
 from signpipe.errors import ConfigError, SignpipeError
+from signpipe.export.gate import PLUMBING_NOTE
 
 RUNS_DIR = Path("runs")
 REGISTRY_DIR = "registry"
+PLUMBING_REGISTRY_DIR = "plumbing-registry"
+TRAINING_DATA_NOTE = "measured on the training corpus: it shows what the model memorized, not how it reads new signers"
 SUMMARY_FILE = "summary.json"
 CACHE_DIR = ".kfp-cache"
 LOG_FILE = "pipeline.log"
@@ -212,8 +215,15 @@ def print_summary(console: Console, run: LocalRun) -> None:
         if value not in (None, "", []):
             table.add_row(label, str(value))
 
+    if figures.get("plumbing"):
+        row("preset", f"{run.preset}: {PLUMBING_NOTE}")
     if figures.get("score") is not None:
-        row("score", f"{figures['score']:.4f} ({figures.get('metric')}, {_count(figures.get('eval_sequences'))} sequences)")
+        score = f"{figures['score']:.4f} ({figures.get('metric')}, {_count(figures.get('eval_sequences'))} sequences)"
+        if figures.get("evaluated_on_training_data"):
+            score += f"; WARNING: {TRAINING_DATA_NOTE}"
+        elif figures.get("plumbing"):
+            score += " (plumbing preset: means nothing)"
+        row("score", score)
     if figures.get("top3_accuracy") is not None:
         row("top-3 accuracy", f"{figures['top3_accuracy']:.4f}")
     if figures.get("oof_accuracy") is not None:
@@ -237,6 +247,7 @@ def print_summary(console: Console, run: LocalRun) -> None:
             row("published", f"version {published}, the new champion")
         else:
             row("published", f"version {published}, not promoted (a better champion was published meanwhile)")
+    row("registry", figures.get("registry"))
     if figures.get("champion_version"):
         row("champion", f"version {figures['champion_version']} (score {figures['champion_score']:.4f})")
         row("champion bundle", figures.get("champion_bundle"))
@@ -255,8 +266,10 @@ def print_summary(console: Console, run: LocalRun) -> None:
     console.print(timing)
 
 
-def default_registry(runs_dir: str | Path, pipeline: str) -> Path:
-    return Path(runs_dir) / REGISTRY_DIR / pipeline
+def default_registry(runs_dir: str | Path, pipeline: str, plumbing: bool = False) -> Path:
+    """`runs_dir/registry/<pipeline>`; a plumbing preset's bundles (which mean nothing) go to
+    `runs_dir/plumbing-registry/<pipeline>`, so they never become a real run's champion."""
+    return Path(runs_dir) / (PLUMBING_REGISTRY_DIR if plumbing else REGISTRY_DIR) / pipeline
 
 
 def new_run_dir(runs_dir: str | Path, name: str) -> Path:
@@ -272,15 +285,24 @@ def new_run_dir(runs_dir: str | Path, name: str) -> Path:
     raise SignpipeError(f"{runs_dir}: could not create a new run folder for {name}")
 
 
-def synthesize_corpora(run_dir: Path, n_sequences: int, console: Console) -> tuple[Path, Path]:
+def synthesize_corpora(run_dir: Path, n_sequences: int, console: Console, n_participants: int | None = None
+                       ) -> tuple[Path, Path]:
     """A training corpus and a held-out evaluation corpus (other signers, other phrases: another
-    seed) for a run given no data."""
+    seed) for a run given no data; rendered on every core."""
+    import os
+
     from signpipe.data.synth import generate_fingerspelling
 
     n_eval = max(20, n_sequences // 5)
-    console.print(f"generating a synthetic corpus: {n_sequences} training and {n_eval} evaluation sequences", highlight=False)
-    corpus = generate_fingerspelling(run_dir / "corpus", n_sequences, seed=0)
-    held_out = generate_fingerspelling(run_dir / "eval-corpus", n_eval, seed=EVAL_CORPUS_SEED)
+    eval_participants = None if n_participants is None else max(2, min(n_eval, n_participants // 5))
+    console.print(f"generating a synthetic corpus: {n_sequences} training sequences"
+                  f"{f' of {n_participants} signers' if n_participants else ''}, {n_eval} evaluation sequences "
+                  "of other signers", highlight=False)
+    workers = os.cpu_count() or 1
+    corpus = generate_fingerspelling(run_dir / "corpus", n_sequences, seed=0, n_participants=n_participants,
+                                     workers=workers)
+    held_out = generate_fingerspelling(run_dir / "eval-corpus", n_eval, seed=EVAL_CORPUS_SEED,
+                                       n_participants=eval_participants, workers=workers)
     return corpus.root, held_out.root
 
 
@@ -326,13 +348,14 @@ def prepare_corpora(pipeline: str, chosen: Any, run_dir: Path, data: str | Path 
     if data is None:
         if pipeline == "isolated-signs":
             return synthesize_signs_corpora(run_dir, chosen, console)
-        return synthesize_corpora(run_dir, chosen.synth_sequences, console)
+        return synthesize_corpora(run_dir, chosen.synth_sequences, console, chosen.synth_participants)
     corpus = Path(data).resolve()
     if eval_data is not None:
         return corpus, Path(eval_data).resolve()
     if pipeline == "isolated-signs":
         return hold_out_signers(run_dir, corpus, chosen, console)
-    console.print("[yellow]note:[/] no --eval-data: the bundle is scored on the training corpus itself", highlight=False)
+    console.print(f"[yellow]note:[/] no --eval-data: the bundle is scored on the training corpus itself ({TRAINING_DATA_NOTE})",
+                  highlight=False)
     return corpus, corpus
 
 
@@ -379,7 +402,8 @@ def run_local(
         revision = git_revision(Path(__file__).resolve().parent.parent)
     except SignpipeError:
         revision = "unknown"
-    registry_dir = Path(registry) if registry is not None else default_registry(runs_dir, pipeline)
+    plumbing = bool(getattr(chosen, "plumbing", False))
+    registry_dir = Path(registry) if registry is not None else default_registry(runs_dir, pipeline, plumbing)
     console.print(f"[bold]{pipeline}[/] preset [bold]{preset_name}[/]: {chosen.description}", highlight=False)
     console.print(f"run folder {run_dir}", highlight=False)
     corpus, held_out = prepare_corpora(pipeline, chosen, run_dir, data, eval_data, console)
@@ -425,6 +449,9 @@ def run_local(
     outputs = artifact_outputs(finished)
     summary = summarize(outputs, before, registry_state(registry_dir))
     summary["eval_corpus"] = str(held_out)
+    summary["evaluated_on_training_data"] = Path(held_out).resolve() == Path(corpus).resolve()
+    summary["plumbing"] = plumbing
+    summary["registry"] = str(registry_dir)
     if (run_dir / HOLDOUT_FILE).is_file():
         summary["held_out_participants"] = json.loads((run_dir / HOLDOUT_FILE).read_text())["held_out_participants"]
     run = LocalRun(
@@ -442,4 +469,16 @@ def run_local(
     print_summary(console, run)
     if error is not None:
         raise SignpipeError(f"{pipeline} run failed at task {run.failed_task or '?'}: see {run_dir / LOG_FILE}")
+    if summary.get("gate") == "failed":
+        raise GateFailedError(run, summary.get("gate_failed", []), summary.get("gate_report", ""))
     return run
+
+
+class GateFailedError(SignpipeError):
+    """The run finished but its model failed the gate, so nothing was published: the run's
+    outcome is a failure (a scheduled or scripted run must not read it as a new model)."""
+
+    def __init__(self, run: LocalRun, failed: Sequence[str], report: str):
+        self.run = run
+        criteria = ", ".join(failed) or "?"
+        super().__init__(f"the model failed the gate ({criteria}); nothing was published. See {report}")

@@ -1,7 +1,9 @@
-"""The smoke preset end to end with kfp's local runner, as `make run` runs it; then the same run
-repeated with a gate no model can pass, which must leave the champion where it was.
+"""The smoke (plumbing) preset end to end with kfp's local runner; then the same run repeated with a
+gate no model can pass, which must fail the run and leave the champion where it was. The plumbing
+preset publishes into a registry of its own and says its score means nothing.
 
-Slow (minutes on 2 cores): `make test-slow`. CI runs the first half as `make run`."""
+Slow (minutes on 2 cores): `make test-slow`. The main job (`make run`, preset local) has its own
+test, `tests/test_main_job.py`."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from pipelines.local import CACHE_DIR, LOG_FILE, SUMMARY_FILE, run_local
+from pipelines.local import CACHE_DIR, LOG_FILE, PLUMBING_NOTE, SUMMARY_FILE, GateFailedError, run_local
 from signpipe.registry import LocalModelRegistry
 
 
@@ -27,7 +29,8 @@ def test_smoke_run_publishes_then_a_tighter_gate_keeps_the_champion(tmp_path):
     for kept in ("corpus", "eval-corpus", "pipeline", LOG_FILE, SUMMARY_FILE, "parameters.json"):
         assert (first.run_dir / kept).exists(), kept
     printed = console.export_text()
-    for line in ("score", "size", "latency", "gate", "champion bundle", "time per task", "finetune", "distill", "publish"):
+    for line in ("score", "size", "latency", "gate", "champion bundle", "time per task", "finetune", "distill", "publish",
+                 PLUMBING_NOTE):
         assert line in printed, line
     summary = json.loads((first.run_dir / SUMMARY_FILE).read_text())["summary"]
     assert summary["gate"] == "passed" and summary["published_version"] == summary["champion_version"] == "0001"
@@ -38,15 +41,20 @@ def test_smoke_run_publishes_then_a_tighter_gate_keeps_the_champion(tmp_path):
             "noisy-student", "distill", "export", "evaluate", "gate", "publish"} <= finished
     assert not any(t.task.startswith("pretrain") for t in first.tasks)  # no pretraining in smoke
 
-    registry = runs / "registry" / "fingerspelling"
+    assert summary["plumbing"] is True and not summary["evaluated_on_training_data"]
+    assert not (runs / "registry").exists()  # real runs' registry: a plumbing bundle never goes there
+    registry = runs / "plumbing-registry" / "fingerspelling"
+    gate_report = Path(summary["gate_report"]).read_text()
+    assert "plumbing preset" in gate_report and "means nothing" in gate_report
     champion = LocalModelRegistry(registry).champion()
     assert champion.version == "0001" and champion.metadata["preset"] == "smoke"
 
     # the same data and settings, with a gate no model passes: every step up to the gate comes
     # from the cache, the gate fails, nothing is published, the champion stays
-    second = run_local("fingerspelling", "smoke", data=first.run_dir / "corpus", eval_data=first.run_dir / "eval-corpus",
-                       overrides=["min_score=2"], runs_dir=runs, console=console, enable_caching=True)
-    assert second.succeeded
+    with pytest.raises(GateFailedError, match="normalized_levenshtein") as failed:
+        run_local("fingerspelling", "smoke", data=first.run_dir / "corpus", eval_data=first.run_dir / "eval-corpus",
+                  overrides=["min_score=2"], runs_dir=runs, console=console, enable_caching=True)
+    second = failed.value.run
     statuses = {t.task: t.status for t in second.tasks}
     assert statuses["finetune"] == statuses["export"] == "CACHED" and statuses["gate"] == "SUCCESS"
     assert "publish" not in statuses

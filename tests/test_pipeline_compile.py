@@ -268,3 +268,25 @@ def test_machines_are_checked_and_become_worker_pools():
     assert pools[0]["machine_spec"] == pools[1]["machine_spec"] == {
         "machine_type": "ct5lp-hightpu-4t", "accelerator_type": "TPU_V5_LITEPOD", "accelerator_count": 4, "tpu_topology": "4x4"}
     assert PRESETS["smoke"].machine("finetune") == PRESETS["smoke"].machines["default"]
+
+
+def test_every_real_preset_has_a_score_floor_and_only_plumbing_goes_without():
+    import dataclasses
+
+    from pipelines.presets import GateThresholds, _check_preset
+
+    for name, chosen in PRESETS.items():
+        assert chosen.plumbing or chosen.gate.min_score >= 0.5, name  # an empty output scores 0
+    assert PRESETS["smoke"].plumbing and not PRESETS["local"].plumbing
+    with pytest.raises(ConfigError, match="no floor"):
+        _check_preset(dataclasses.replace(PRESETS["local"], gate=GateThresholds(min_score=0.0)))
+
+
+def test_the_local_noisy_student_starts_from_the_teacher(compiled):
+    spec = compiled["fingerspelling", "local", "local"]
+    student = root_tasks(spec)["noisy-student"]
+    assert student.inputs.artifacts["pretrained"].task_output_artifact.producer_task == "finetune"
+    assert "noisy-student" in root_tasks(spec)["export"].dependent_tasks
+    gate = root_tasks(spec)["gate"]
+    assert constant(gate, "plumbing") is False
+    assert constant(root_tasks(compiled["fingerspelling", "smoke", "local"])["gate"], "plumbing") is True

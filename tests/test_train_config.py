@@ -25,7 +25,7 @@ from signpipe.train.config import (
 
 @pytest.mark.parametrize("stage", ["finetune", "pretrain"])
 def test_every_named_preset_exists_and_builds(stage):
-    assert set(PRESETS[stage]) == {"smoke", "small", "large", "kaggle5th"}
+    assert set(PRESETS[stage]) == {"local", "smoke", "small", "large", "kaggle5th"}
     for name in PRESETS[stage]:
         config = preset(stage, name)
         assert isinstance(config, FinetuneConfig if stage == "finetune" else PretrainConfig)

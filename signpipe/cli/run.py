@@ -1,6 +1,6 @@
 """`signpipe run | compile | submit | schedule | runs`: pipelines, locally and on Vertex AI.
 
-    signpipe run fingerspelling --local --preset smoke            # the whole DAG on this machine
+    signpipe run fingerspelling --local                          # the whole DAG on this machine
     signpipe run isolated-signs --local --data ../shared/data/asl-signs-sample   # k folds, ensemble, gate
     signpipe compile fingerspelling --preset small --out spec.yaml --image-registry REGION-docker.pkg.dev/P/R
     signpipe submit fingerspelling --from-terraform infra/envs/dev --data gs://BUCKET/corpus --preset small
@@ -35,7 +35,8 @@ OVERRIDES_ARGUMENT = typer.Argument(
     "(finetune.total_steps=300; isolated-signs: signs.epochs=20).",
     show_default=False,
 )
-PRESET_HELP = "Pipeline preset: smoke, small, large, kaggle5th (fingerspelling); smoke, seed (isolated-signs)."
+PRESET_HELP = ("Pipeline preset: local (the main job on this machine), smoke (plumbing check), small, large, kaggle5th "
+               "(fingerspelling); local, smoke, seed (isolated-signs).")
 
 
 def _settings(
@@ -64,7 +65,7 @@ def run(
     pipeline: str = PIPELINE_ARGUMENT,
     overrides: list[str] | None = OVERRIDES_ARGUMENT,
     local: bool = typer.Option(False, "--local", help="Run on this machine with kfp's local runner (required: Vertex runs use `signpipe submit`)."),
-    preset: str = typer.Option("smoke", "--preset", help=PRESET_HELP),
+    preset: str = typer.Option("local", "--preset", help=PRESET_HELP),
     data: Path | None = typer.Option(None, "--data", help="Training corpus (Kaggle layout); default: a synthetic corpus generated first."),
     eval_data: Path | None = typer.Option(None, "--eval-data", help="Held-out corpus the bundle is scored on (default: a synthetic one; with --data: --data itself, or for isolated-signs its held-out participants)."),
     model_registry: Path | None = typer.Option(None, "--model-registry", help="Local model registry folder (default: RUNS_DIR/registry/PIPELINE)."),

@@ -25,7 +25,7 @@ app = typer.Typer(
 
 DATA_OPTION = typer.Option(..., "--data", help="Feature-shard directory (output of `signpipe landmarks preprocess`).")
 WORKDIR_OPTION = typer.Option(..., "--workdir", help="Run directory: config, checkpoints, logs; resumed if it exists.")
-PRESET_OPTION = typer.Option("smoke", "--preset", help="Named preset: smoke, small, large, kaggle5th.")
+PRESET_OPTION = typer.Option("local", "--preset", help="Named preset: local (minutes on a CPU), smoke (plumbing), small, large, kaggle5th.")
 OVERRIDES_ARGUMENT = typer.Argument(None, help="Config overrides key=value (model.KEY=VALUE for the model).", show_default=False)
 SHOW_CONFIG_OPTION = typer.Option(False, "--show-config", help="Print the resolved config as JSON and exit.")
 
@@ -83,9 +83,9 @@ def presets(stage: str = typer.Argument("finetune", help="finetune or pretrain."
     names = preset_names(stage)
     keys = sorted({key for name in names for key in PRESETS[stage][name]})
     table = Table(title=f"{stage} presets")
-    table.add_column("key")
+    table.add_column("key", no_wrap=True)  # the names are what a reader types: never cut them
     for name in names:
-        table.add_column(name)
+        table.add_column(name, overflow="fold")
     for key in keys:
         table.add_row(key, *(str(PRESETS[stage][name].get(key, "")) for name in names))
     Console().print(table)

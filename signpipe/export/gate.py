@@ -68,6 +68,15 @@ class GateThresholds:
             raise ConfigError("gate thresholds: " + "; ".join(problems))
 
 
+PLUMBING_NOTE = "a check that every step runs, not a model: this score means nothing"
+
+
+def with_plumbing_note(result: GateResult) -> GateResult:
+    """`result` whose report opens by saying it judged a plumbing run (`PipelinePreset.plumbing`),
+    whose score means nothing."""
+    return dataclasses.replace(result, context=(("plumbing preset", PLUMBING_NOTE),) + result.context)
+
+
 @dataclasses.dataclass(frozen=True)
 class GateMeasurements:
     """What the gate judges; `latency_p95_ms` and `champion_score` may be absent."""
@@ -87,7 +96,7 @@ class Criterion:
     name: str
     measured: float
     threshold: float
-    comparison: str  # "<=" or ">="
+    comparison: str  # "<=", ">=" or ">" (strictly above: a baseline to beat, not a floor to reach)
     unit: str = ""
     note: str = ""
 
@@ -95,6 +104,8 @@ class Criterion:
     def passed(self) -> bool:
         if self.comparison == "<=":
             return self.measured <= self.threshold
+        if self.comparison == ">":
+            return self.measured > self.threshold
         return self.measured >= self.threshold
 
     def to_dict(self) -> dict[str, Any]:

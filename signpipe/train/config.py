@@ -15,6 +15,10 @@ overrides one field of that size's `ModelConfig`. Every value is type-checked an
 when the config is built, so a typo fails before any data is read or anything is compiled.
 
 Presets (finetune; pretrain follows the same sizes):
+- `local`: the main job on 2 CPU cores (`signpipe run fingerspelling --local`): the tiny model at
+  a learning rate high enough to leave CTC's blank plateau in a few hundred steps, one padded
+  length, light augmentation with long sequences squeezed rather than cut, evaluation only at the
+  end; docs/decisions.md has the measurements it was chosen by.
 - `smoke`: the tiny model on a synthetic corpus, minutes on 2 CPU cores; what tests and the
   pipeline's smoke preset start from. Its learning rate and EMA are higher than the seed's and its
   augmentation lighter ("light") because the run is two thousand, not tens of thousands, of steps:
@@ -80,6 +84,8 @@ class TrainConfig:
     clip_norm: float = 1.0
     # driving the run
     log_every: int = 50
+    prefetch: int = 2
+    """Training batches prepared ahead in a background thread while the device steps (0 = in line)."""
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     stop_after_step: int = 0
@@ -127,13 +133,30 @@ class PretrainConfig(TrainConfig):
 
 STAGES: dict[str, type[TrainConfig]] = {"finetune": FinetuneConfig, "pretrain": PretrainConfig}
 
-RUN_CONTROL_FIELDS = frozenset({"stop_after_step", "log_every"})
+RUN_CONTROL_FIELDS = frozenset({"stop_after_step", "log_every", "prefetch"})
 """Fields that only steer the process, not the training trajectory: a resumed run may change them."""
 
 _SEED_OPTIMIZER = {"learning_rate": 5e-4, "weight_decay": 0.01, "adam_b1": 0.9, "adam_b2": 0.98, "clip_norm": 1.0}
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "finetune": {
+        "local": {
+            "model": "tiny",
+            "model_overrides": {"dropout": 0.0, "layerdrop": 0.0},
+            "augmentation": "light",
+            "batch_size": 32,
+            "eval_batch_size": 64,
+            "max_length": 128,
+            "length_bucket": 128,
+            "total_steps": 1500,
+            "warmup_steps": 60,
+            "learning_rate": 4e-3,
+            "weight_decay": 0.01,
+            "ema_decay": 0.98,
+            "eval_every": 100_000,
+            "checkpoint_every": 500,
+            "log_every": 50,
+        },
         "smoke": {
             "model": "tiny",
             "model_overrides": {"dropout": 0.0, "layerdrop": 0.0},
@@ -191,6 +214,24 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         },
     },
     "pretrain": {
+        "local": {
+            "model": "tiny",
+            "model_overrides": {"dropout": 0.0, "layerdrop": 0.0},
+            "batch_size": 32,
+            "max_length": 128,
+            "length_bucket": 128,
+            "total_steps": 1000,
+            "warmup_steps": 60,
+            "learning_rate": 2e-3,
+            "masks_per_sample": 2,
+            "target_layers": 2,
+            "decoder_layers": 1,
+            "teacher_decay_start": 0.99,
+            "teacher_decay_end": 0.999,
+            "teacher_decay_steps": 1000,
+            "checkpoint_every": 500,
+            "log_every": 50,
+        },
         "smoke": {
             "model": "tiny",
             "model_overrides": {"dropout": 0.0, "layerdrop": 0.0},
@@ -277,6 +318,8 @@ def _range_problems(config: TrainConfig) -> list[str]:
             problems.append(f"{name} must be positive, got {values[name]}")
     if config.weight_decay < 0:
         problems.append(f"weight_decay must be non-negative, got {config.weight_decay}")
+    if config.prefetch < 0:
+        problems.append(f"prefetch must be 0 (off) or a number of batches, got {config.prefetch}")
     if config.stop_after_step < 0:
         problems.append(f"stop_after_step must be 0 (off) or a step number, got {config.stop_after_step}")
     if config.length_bucket > config.max_length:
