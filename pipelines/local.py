@@ -33,6 +33,7 @@ import datetime
 import importlib.util
 import json
 import logging
+import os
 import re
 import sys
 import threading
@@ -289,8 +290,6 @@ def synthesize_corpora(run_dir: Path, n_sequences: int, console: Console, n_part
                        ) -> tuple[Path, Path]:
     """A training corpus and a held-out evaluation corpus (other signers, other phrases: another
     seed) for a run given no data; rendered on every core."""
-    import os
-
     from signpipe.data.synth import generate_fingerspelling
 
     n_eval = max(20, n_sequences // 5)
@@ -315,9 +314,10 @@ def synthesize_signs_corpora(run_dir: Path, chosen: Any, console: Console) -> tu
     n_eval = max(20, n_train // 4)
     console.print(f"generating synthetic asl-signs corpora: {n_train} training sequences of {n_people} signers, "
                   f"{n_eval} evaluation sequences of other signers", highlight=False)
-    corpus = generate_isolated_signs(run_dir / "corpus", n_train, seed=0, n_participants=n_people)
+    workers = os.cpu_count() or 1
+    corpus = generate_isolated_signs(run_dir / "corpus", n_train, seed=0, n_participants=n_people, workers=workers)
     held_out = generate_isolated_signs(run_dir / "eval-corpus", n_eval, seed=EVAL_CORPUS_SEED,
-                                       n_participants=max(2, n_people // 2))
+                                       n_participants=max(2, n_people // 2), workers=workers)
     return corpus.root, held_out.root
 
 

@@ -377,3 +377,21 @@ def test_per_participant_y_scale_spread(tmp_path):
     truth, _ = read_ground_truth(tmp_path / "spread")
     own = [p["y_scale"] for p in truth["participants"]]
     assert len(set(own)) == 3 and truth["y_scale"] == 1.1 and all(0.6 < s < 2.0 for s in own)
+
+
+@pytest.mark.parametrize("kind", ["fingerspelling", "isolated-signs"])
+def test_rendering_in_worker_processes_writes_the_same_corpus(tmp_path, kind):
+    import hashlib
+
+    from signpipe.data.synth import generate_fingerspelling, generate_isolated_signs
+
+    def digest(root):
+        return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    if kind == "fingerspelling":
+        generate_fingerspelling(tmp_path / "one", 12, seed=3, sequences_per_file=4)
+        generate_fingerspelling(tmp_path / "two", 12, seed=3, sequences_per_file=4, workers=2)
+    else:
+        generate_isolated_signs(tmp_path / "one", 130, seed=3, n_participants=2)  # two units of work
+        generate_isolated_signs(tmp_path / "two", 130, seed=3, n_participants=2, workers=2)
+    assert digest(tmp_path / "one") == digest(tmp_path / "two")

@@ -223,6 +223,23 @@ def _fingerspelling_file(job: tuple) -> tuple[list, dict[str, list], int, int]:
     return rows, spans, n_frames, n_missing
 
 
+def _isolated_signs_files(job: tuple) -> tuple[list, int, int]:
+    """Render and write a run of asl-signs sequences, one landmark file each (a worker's unit of
+    work); returns their metadata rows and frame counts."""
+    seed, root, members = job
+    templates = sign_templates()
+    rows, n_frames, n_missing = [], 0, 0
+    for position, signer, sign_index, sequence_id in members:
+        template = templates[sign_index]
+        rendered = render_sign(template, signer, _sequence_rng(seed, "isolated_signs", position))
+        path = f"{signs.LANDMARK_DIR}/{signer.participant_id}/{sequence_id}.parquet"
+        signs.write_landmark_file(root / path, rendered.frames, first_frame=rendered.first_frame)
+        rows.append((path, signer.participant_id, sequence_id, template.sign))
+        n_frames += len(rendered.frames)
+        n_missing += _signing_hand_missing(rendered)
+    return rows, n_frames, n_missing
+
+
 def _map_files(render: Any, jobs: list, workers: int) -> Any:
     """`render` over `jobs` in order, in `workers` processes (1: in this one)."""
     if workers <= 1 or len(jobs) <= 1:
@@ -242,8 +259,10 @@ def generate_isolated_signs(
     n_participants: int | None = None,
     y_scale_spread: float = 0.0,
     overwrite: bool = False,
+    workers: int = 1,
 ) -> SynthCorpus:
-    """Write a synthetic asl-signs corpus (REFERENCE.md section 3 layout) to `out_dir`.
+    """Write a synthetic asl-signs corpus (REFERENCE.md section 3 layout) to `out_dir`; `workers`
+    > 1 renders in that many processes (the same bytes).
 
     `train.csv`, `train_landmark_files/<participant_id>/<sequence_id>.parquet` (long format, one
     sequence each), `sign_to_prediction_index_map.json`, and beside them `synth_truth.json`.
@@ -261,16 +280,16 @@ def generate_isolated_signs(
 
     rows, n_frames, n_missing = [], 0, 0
     with atomic_directory(out_dir, overwrite=overwrite) as root:
-        for position in range(n_sequences):
-            signer = signers[who[position]]
-            template = templates[sign_of[position]]
-            rendered = render_sign(template, signer, _sequence_rng(seed, kind, position))
-            sequence_id = int(sequence_ids[position])
-            path = f"{signs.LANDMARK_DIR}/{signer.participant_id}/{sequence_id}.parquet"
-            signs.write_landmark_file(root / path, rendered.frames, first_frame=rendered.first_frame)
-            rows.append((path, signer.participant_id, sequence_id, template.sign))
-            n_frames += len(rendered.frames)
-            n_missing += _signing_hand_missing(rendered)
+        chunk = 100  # sequences per unit of work: one file each, so any grouping gives the same corpus
+        jobs = [
+            (seed, root, [(position, signers[who[position]], int(sign_of[position]), int(sequence_ids[position]))
+                          for position in range(start, min(start + chunk, n_sequences))])
+            for start in range(0, n_sequences, chunk)
+        ]
+        for chunk_rows, chunk_frames, chunk_missing in _map_files(_isolated_signs_files, jobs, workers):
+            rows += chunk_rows
+            n_frames += chunk_frames
+            n_missing += chunk_missing
         _write_csv(root / "train.csv", pd.DataFrame(rows, columns=list(signs.METADATA_COLUMNS)))
         _copy_packaged_map(root, SIGN_MAP_FILE)
         per_participant = np.bincount(who, minlength=n_people)
