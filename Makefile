@@ -12,7 +12,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-slow test-all bench lock clean video-env
+.PHONY: help setup run test test-slow test-main-job test-all bench lock clean video-env
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,14 +28,17 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 setup: $(STAMP) ## Create/refresh .venv from uv.lock
 	@echo "environment ready: $(VENV)"
 
-run: $(STAMP) ## Run the main job: the whole fingerspelling pipeline locally, smoke preset (runs/<name>-<time>/)
-	$(VENV)/bin/signpipe run fingerspelling --local --preset smoke
+run: $(STAMP) ## Run the main job: the fingerspelling recipe on this machine, preset local; fails when the model fails its gate
+	$(VENV)/bin/signpipe run fingerspelling --local --preset local
 
 test: $(STAMP) ## Run the default test suite (fast; slow tests excluded)
 	$(VENV)/bin/python -m pytest -q
 
 test-slow: $(STAMP) ## Run only the slow tests (end-to-end runs)
 	$(VENV)/bin/python -m pytest -q -m slow
+
+test-main-job: $(STAMP) ## Score the bundle `make run` published (runs/) on unseen signers; run the isolated-signs local run
+	SIGNPIPE_MAIN_JOB_RUNS=runs $(VENV)/bin/python -m pytest -q -m slow tests/test_main_job.py
 
 test-all: $(STAMP) ## Run every test, slow ones included
 	$(VENV)/bin/python -m pytest -q -m "slow or not slow"

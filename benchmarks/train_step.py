@@ -8,13 +8,15 @@ The step is the real one (`signpipe.train.finetune.make_train_step`: CTC loss, A
 EMA, dropout on, data-parallel over every device) on a random batch of `--batch` sequences of
 `--length` frames with 24-character labels. Utilization compares the achieved FLOP/s with the
 device's dense bf16 peak (the step runs in float32, so on GPUs matmuls may use TF32, whose dense
-peak is half of that): a ceiling for comparison, not a target.
+peak is half of that): a ceiling for comparison, not a target. On CPU the peak is a large float32
+matmul through jax measured in the same run (`cpu_matmul_tflops`), printed above the table.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import time
 
 import jax
@@ -51,7 +53,24 @@ def peak_tflops(device: jax.Device) -> float | None:
     for name, peak in PEAK_TFLOPS.items():
         if name.lower() in device.device_kind.lower():
             return peak
+    if jax.default_backend() == "cpu":
+        return cpu_matmul_tflops()
     return None
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_matmul_tflops(n: int = 2048, repeats: int = 5) -> float:
+    """What this CPU reaches on a large float32 matmul through jax, measured now (cores and
+    neighbours change it from run to run): the practical peak a train step is compared with."""
+    a = jnp.asarray(np.random.default_rng(0).normal(size=(n, n)).astype(np.float32))
+    matmul = jax.jit(lambda x, y: x @ y)
+    jax.block_until_ready(matmul(a, a))
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        jax.block_until_ready(matmul(a, a))
+        best = min(best, time.perf_counter() - started)
+    return 2 * n**3 / best / 1e12
 
 
 def random_batch(batch: int, length: int, label_length: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -139,6 +158,8 @@ def main() -> None:
     check_batch_size(args.batch, mesh)
     device = jax.devices()[0]
     console = Console()
+    if not accelerator:
+        console.print(f"CPU peak (2048^3 float32 matmul through jax, best of 5): {cpu_matmul_tflops() * 1e3:.1f} GFLOP/s")
     table = Table(title=f"finetune train step: {jax.device_count()} x {device.device_kind} ({jax.default_backend()}), "
                         f"batch {args.batch} x {args.length} frames")  # fmt: skip
     for column in ("model", "params", "compile s", "steps/s", "samples/s", "TFLOP/step/device", "TFLOP/s/device", "utilization"):

@@ -4,10 +4,11 @@
     -> [pretrain] -> finetune teacher -> [align -> noisy student (CutMix)] -> [distill student]
     -> export -> evaluate -> gate -> If(passed): publish
 
-Bracketed stages are switched on or off by the preset (`pipelines.presets`): `smoke` and `local`
-have no pretraining, `local` no distillation, and its noisy student starts from the teacher's
-weights (`PipelinePreset.noisy_student_from_teacher`). Without distillation the exported model is the last teacher; without the noisy
-student, distillation learns from the first teacher on plain batches.
+Bracketed stages are switched on or off by the preset (`pipelines.presets`): `local` (the main
+job on a CPU) is finetuning alone, `smoke` has every stage but pretraining. A noisy student starts
+from the pretrained encoder, or from the teacher's weights where the preset says so
+(`PipelinePreset.noisy_student_from_teacher`). Without distillation the exported model is the last
+teacher; without the noisy student, distillation learns from the first teacher on plain batches.
 
 `build_pipeline(preset, target)` returns the `@dsl.pipeline` function for one preset and one
 target: "local" leaves every step on the local interpreter with no machine requests (they would

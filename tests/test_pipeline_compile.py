@@ -282,11 +282,24 @@ def test_every_real_preset_has_a_score_floor_and_only_plumbing_goes_without():
         _check_preset(dataclasses.replace(PRESETS["local"], gate=GateThresholds(min_score=0.0)))
 
 
-def test_the_local_noisy_student_starts_from_the_teacher(compiled):
+def test_the_local_preset_exports_its_teacher_and_a_noisy_student_can_start_from_it(compiled, tmp_path):
+    import dataclasses
+
+    from kfp import compiler
+
+    from pipelines.fingerspelling import build_pipeline
+    from pipelines.presets import StageTraining
+
     spec = compiled["fingerspelling", "local", "local"]
-    student = root_tasks(spec)["noisy-student"]
-    assert student.inputs.artifacts["pretrained"].task_output_artifact.producer_task == "finetune"
-    assert "noisy-student" in root_tasks(spec)["export"].dependent_tasks
-    gate = root_tasks(spec)["gate"]
-    assert constant(gate, "plumbing") is False
+    assert "finetune" in root_tasks(spec)["export"].dependent_tasks
+    assert constant(root_tasks(spec)["gate"], "plumbing") is False
     assert constant(root_tasks(compiled["fingerspelling", "smoke", "local"])["gate"], "plumbing") is True
+    smoke_student = root_tasks(compiled["fingerspelling", "smoke", "local"])["noisy-student"]
+    assert "pretrained" not in smoke_student.inputs.artifacts  # smoke's student starts from scratch
+
+    chosen = dataclasses.replace(PRESETS["local"], stages=frozenset({"noisy_student"}), noisy_student_from_teacher=True,
+                                 training={**PRESETS["local"].training, "noisy_student": StageTraining("local")})
+    path = tmp_path / "continued.yaml"
+    compiler.Compiler().compile(build_pipeline(chosen, "local"), str(path))
+    student = root_tasks(load_compiled(path))["noisy-student"]
+    assert student.inputs.artifacts["pretrained"].task_output_artifact.producer_task == "finetune"
