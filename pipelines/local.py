@@ -451,7 +451,7 @@ def run_local(
     summary["eval_corpus"] = str(held_out)
     summary["evaluated_on_training_data"] = Path(held_out).resolve() == Path(corpus).resolve()
     summary["plumbing"] = plumbing
-    summary["registry"] = str(registry_dir)
+    summary["registry"] = str(registry_dir.resolve())
     if (run_dir / HOLDOUT_FILE).is_file():
         summary["held_out_participants"] = json.loads((run_dir / HOLDOUT_FILE).read_text())["held_out_participants"]
     run = LocalRun(
