@@ -402,7 +402,7 @@ def run_local(
         revision = git_revision(Path(__file__).resolve().parent.parent)
     except SignpipeError:
         revision = "unknown"
-    plumbing = bool(getattr(chosen, "plumbing", False))
+    plumbing = chosen.plumbing
     registry_dir = Path(registry) if registry is not None else default_registry(runs_dir, pipeline, plumbing)
     console.print(f"[bold]{pipeline}[/] preset [bold]{preset_name}[/]: {chosen.description}", highlight=False)
     console.print(f"run folder {run_dir}", highlight=False)

@@ -273,8 +273,7 @@ _SMOKE_TRAINING = {
 # chosen): CTC finetuning alone, one padded length, a learning rate high enough to leave CTC's blank
 # plateau within a few hundred steps; alignment + CutMix noisy student (started from the teacher)
 # scored the same as as many more finetuning steps here, and cost more time.
-_LOCAL_SHAPES = {"max_length": 128, "length_bucket": 128}
-_LOCAL_TRAINING = {"finetune": StageTraining("local", {**_LOCAL_SHAPES})}
+_LOCAL_TRAINING = {"finetune": StageTraining("local")}  # its one padded length is the training preset's
 
 
 def _seed_training(size: str) -> dict[str, StageTraining]:
@@ -292,8 +291,6 @@ PRESETS: dict[str, PipelinePreset] = {
             training=_LOCAL_TRAINING,
             machines={"default": _CPU_SMALL},
             n_shards=2,
-            align_min_confidence=0.5,
-            align_min_character_confidence=0.05,
             export_graph="dynamic",
             gate=GateThresholds(min_score=0.5, max_model_mb=40.0, max_latency_p95_ms=200.0, latency_frames=128),
             synth_sequences=2000,

@@ -119,21 +119,18 @@ def load_encoder_weights(model: CTCModel, workdir: str | Path) -> None:
         raise ConfigError(f"{where}: directory not found (expected the workdir of a pretraining or finetuning run)")
     with RunCheckpoints(workdir, read_only=True) as checkpoints:
         _, saved = checkpoints.restore_unstructured()
-    weights = saved.get("ema_params") if isinstance(saved, Mapping) and "ema_params" in saved else None
-    if weights is None:
-        weights = saved.get("params") if isinstance(saved, Mapping) else None
-    try:
-        saved_encoder = weights["encoder"]
-    except (KeyError, TypeError):
-        raise ConfigError(f"{where}: its checkpoint holds no params/encoder weights") from None
-    target = nnx.state(model.encoder, nnx.Param)
-    values = _fill_from_saved(nnx.to_pure_dict(target), saved_encoder, where)
-    nnx.replace_by_pure_dict(target, values)
-    nnx.update(model.encoder, target)
-    if isinstance(weights, Mapping) and "ctc_head" in weights:
-        head = nnx.state(model.ctc_head, nnx.Param)
-        nnx.replace_by_pure_dict(head, _fill_from_saved(nnx.to_pure_dict(head), weights["ctc_head"], where))
-        nnx.update(model.ctc_head, head)
+    weights = (saved.get("ema_params") or saved.get("params")) if isinstance(saved, Mapping) else None
+    if not isinstance(weights, Mapping) or "encoder" not in weights:
+        raise ConfigError(f"{where}: its checkpoint holds no params/encoder weights")
+
+    def copy_into(module: nnx.Module, values: Any) -> None:
+        target = nnx.state(module, nnx.Param)
+        nnx.replace_by_pure_dict(target, _fill_from_saved(nnx.to_pure_dict(target), values, where))
+        nnx.update(module, target)
+
+    copy_into(model.encoder, weights["encoder"])
+    if "ctc_head" in weights:
+        copy_into(model.ctc_head, weights["ctc_head"])
 
 
 def make_train_step(graphdef: Any, rng_state: Any, optimizer: optax.GradientTransformation, config: FinetuneConfig, mesh: Mesh):
