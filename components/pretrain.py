@@ -40,19 +40,25 @@ def pretrain_on_custom_job(
     image_uri: str,
     machine: dict,
     vertex: dict,
+    run_name: str,
+    task_name: str,
     model: Output[Model],
     metrics: Output[Metrics],
     report: Output[HTML],
 ):
     """Pretrain in a Vertex AI custom job on `machine` (a `pipelines.presets.Machine` as a dict)
     running `image_uri`; `vertex` names the project, region, service account and TensorBoard.
-    The job reads the shards and writes the workdir through Cloud Storage FUSE (/gcs/...)."""
+    The job reads the shards and writes the workdir through Cloud Storage FUSE (/gcs/...).
+    `run_name` and `task_name` (the pipeline passes kfp's run and task placeholders) name the job,
+    so a retry of this step waits for the job its earlier attempt started, or resumes it if it
+    failed, instead of starting a second one (`signpipe.custom_jobs`)."""
     from pathlib import Path
 
-    from pipelines.vertex import run_training_custom_job
+    from signpipe.custom_jobs import run_training_custom_job
     from signpipe.reports import record_metrics, training_report
 
-    final = run_training_custom_job("pretrain", features.path, model.path, preset, overrides, image_uri, machine, vertex)
+    final = run_training_custom_job("pretrain", features.path, model.path, preset, overrides, image_uri, machine, vertex,
+                                    run_name=run_name, task_name=task_name)
     record_metrics(metrics, final)
     Path(report.path).write_text(training_report(model.path, "pretrain (Data2vec 2.0, custom job)", final), encoding="utf-8")
     model.metadata.update({"stage": "pretrain", "step": final["step"], "train_loss": final["train_loss"],

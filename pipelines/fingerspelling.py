@@ -129,6 +129,8 @@ def build_pipeline(preset: PipelinePreset, target: str = "local", images: Mappin
                 task = pretrain_on_custom_job(
                     features=features, preset=pretrain_preset, overrides=pretrain_overrides,
                     image_uri=placement.training_image("pretrain"), machine=placement.machine_dict("pretrain"), vertex=vertex,
+                    # the job's identity: the same for every retry of this task, so a retry finds its job
+                    run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, task_name=dsl.PIPELINE_TASK_NAME_PLACEHOLDER,
                 )
                 placement.place_launcher(task, "pretrain")
             else:

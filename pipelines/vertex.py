@@ -8,110 +8,41 @@ Everything goes through `google-cloud-aiplatform` (the locked SDK):
 - `create_schedule`: the same job as a `PipelineJobSchedule` with a cron expression, so retraining
   runs on its own; `list_schedules`, `pause_schedule`, `resume_schedule`, `delete_schedule`.
 - `list_runs`, `show_run`: job states and per-task states.
-- `run_training_custom_job`: what the TPU pretraining step runs (components/pretrain.py): the
-  `signpipe train` command as a custom job on machines a pipeline step cannot request (a TPU v5e
-  slice with its topology, several replicas), awaited, then its final metrics read back.
+- `run_training_custom_job` (re-exported from `signpipe.custom_jobs`, where it lives so that the
+  component running it imports no pipeline code): what the TPU pretraining step runs, the
+  `signpipe train` command as a retry-safe, cancel-safe custom job on machines a pipeline step
+  cannot request (a TPU v5e slice with its topology, several replicas).
 
-`VertexSettings` says where: a project and region, the pipeline root, the service account, the
-image registry; `VertexSettings.from_terraform(infra/envs/dev)` reads them from the Terraform
-outputs (`signpipe.cloud_settings`). Its `api_endpoint` also accepts a plain `http://host:port`,
-which talks REST to that address without credentials: how the tests record the requests this
-module makes without any network.
+`VertexSettings` (from `signpipe.cloud_settings`) says where: a project and region, the pipeline
+root, the service account, the image registry, the TensorBoard;
+`VertexSettings.from_terraform(infra/envs/dev)` reads them from the Terraform outputs. Its
+`api_endpoint` also accepts a plain `http://host:port`, which talks REST to that address without
+credentials: how the tests record the requests this module makes without any network.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import re
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from signpipe.errors import ConfigError, SignpipeError
+from signpipe.cloud_settings import VertexSettings
+from signpipe.cloud_settings import vertex_errors as _vertex_errors
+from signpipe.custom_jobs import (  # noqa: F401  (the launcher lives in the library; re-exported for callers)
+    custom_job_spec,
+    run_training_custom_job,
+    training_command_args,
+)
+from signpipe.errors import ConfigError
 
 CONSOLE = "https://console.cloud.google.com/vertex-ai"
 DEFAULT_PIPELINE = "fingerspelling"
 MODELS_FOLDER = "models"
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?LW#]+$")
-
-
-@dataclasses.dataclass(frozen=True)
-class VertexSettings:
-    """Where runs go: the Google Cloud side of a signpipe environment (see infra/)."""
-
-    project: str
-    region: str
-    pipeline_root: str = ""
-    service_account: str = ""
-    docker_registry: str = ""
-    tensorboard: str = ""
-    api_endpoint: str = ""
-    """Default: the region's Vertex AI endpoint. `http://host:port`: plain REST, no credentials."""
-
-    def __post_init__(self) -> None:
-        problems = []
-        if not self.project:
-            problems.append("no project (pass --project, or --from-terraform)")
-        if not self.region:
-            problems.append("no region (pass --region, or --from-terraform)")
-        if self.pipeline_root and not self.pipeline_root.startswith("gs://"):
-            problems.append(f"pipeline root {self.pipeline_root!r} must be a gs:// folder")
-        if problems:
-            raise ConfigError("Vertex AI settings: " + "; ".join(problems))
-
-    @classmethod
-    def from_terraform(cls, source: str | Path, **overrides: Any) -> VertexSettings:
-        """Settings from an `infra/envs/<env>` directory's Terraform outputs (or a saved
-        `terraform output -json` file); explicit, non-empty `overrides` win."""
-        from signpipe.cloud_settings import read_terraform_outputs
-
-        outputs = read_terraform_outputs(source)
-        values = {
-            "project": outputs["project"],
-            "region": outputs["region"],
-            "pipeline_root": outputs["pipeline_root"],
-            "service_account": outputs["service_account_email"],
-            "docker_registry": outputs["docker_registry"],
-            "tensorboard": outputs["tensorboard"],
-        }
-        values.update({key: value for key, value in overrides.items() if value})
-        return cls(**values)
-
-    def client_options(self) -> dict[str, Any]:
-        """project/location/credentials for every aiplatform call (nothing global is changed)."""
-        return {"project": self.project, "location": self.region, "credentials": self.credentials()}
-
-    def credentials(self) -> Any:
-        if self.api_endpoint.startswith("http://"):
-            from google.auth.credentials import AnonymousCredentials
-
-            return AnonymousCredentials()
-        return None
-
-    def connect(self) -> None:
-        """Point the SDK at this project, region and endpoint (REST for a plain-HTTP endpoint)."""
-        from google.cloud import aiplatform
-
-        kwargs: dict[str, Any] = {"project": self.project, "location": self.region}
-        if self.api_endpoint:
-            kwargs["api_endpoint"] = self.api_endpoint
-        if self.api_endpoint.startswith("http://"):
-            kwargs.update(api_transport="rest", credentials=self.credentials())
-        aiplatform.init(**kwargs)
-
-    @property
-    def bucket(self) -> str:
-        if not self.pipeline_root:
-            raise ConfigError("no pipeline root (pass --pipeline-root gs://BUCKET/PATH, or --from-terraform)")
-        return self.pipeline_root[len("gs://"):].split("/", 1)[0]
-
-    def vertex_parameter(self) -> dict[str, str]:
-        """The pipeline's `vertex` parameter: what the custom-job launcher needs."""
-        return {"project": self.project, "region": self.region, "service_account": self.service_account,
-                "tensorboard": self.tensorboard, "pipeline_root": self.pipeline_root}
 
 
 def console_link(settings: VertexSettings, job_id: str) -> str:
@@ -220,25 +151,6 @@ def _compiled(request: RunRequest, directory: str) -> Path:
 
     images = resolve_images(request.settings.docker_registry or None, request.image_tag)
     return compile_to_directory(request.pipeline, request.preset, "vertex", images, directory).path
-
-
-def _vertex_errors(action: str) -> Any:
-    """Context manager turning SDK and auth failures into one-line `SignpipeError`s."""
-    import contextlib
-
-    @contextlib.contextmanager
-    def translating():
-        from google.api_core import exceptions as api_exceptions
-        from google.auth import exceptions as auth_exceptions
-
-        try:
-            yield
-        except auth_exceptions.DefaultCredentialsError:
-            raise SignpipeError(f"{action}: no Google Cloud credentials (run `gcloud auth application-default login`)") from None
-        except api_exceptions.GoogleAPICallError as exc:
-            raise SignpipeError(f"{action}: Vertex AI answered {exc.code}: {exc.message}") from None
-
-    return translating()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -396,60 +308,6 @@ def show_run(settings: VertexSettings, job_id: str) -> dict[str, Any]:
         "console_url": console_link(settings, resource.name.rsplit("/", 1)[-1]),
         "tasks": tasks,
     }
-
-
-def training_command_args(stage: str, data_dir: str, workdir: str, preset: str, overrides: Mapping[str, Any]) -> list[str]:
-    """`signpipe train STAGE ...` arguments (the images' entrypoint is `signpipe`)."""
-    items = [f"{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in overrides.items()]
-    return ["train", stage.replace("_", "-"), "--data", data_dir, "--workdir", workdir, "--preset", preset, *items]
-
-
-def custom_job_spec(stage: str, data_dir: str, workdir: str, preset: str, overrides: Mapping[str, Any], image_uri: str,
-                    machine: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The worker pools of a training custom job on `machine` (a `Machine` as a dict)."""
-    from pipelines.presets import Machine
-
-    spec = Machine(**dict(machine))
-    return spec.worker_pool_specs(image_uri, ["signpipe"], training_command_args(stage, data_dir, workdir, preset, overrides))
-
-
-def run_training_custom_job(
-    stage: str,
-    data_dir: str,
-    workdir: str,
-    preset: str,
-    overrides: Mapping[str, Any],
-    image_uri: str,
-    machine: Mapping[str, Any],
-    vertex: Mapping[str, str],
-    labels: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """Run `signpipe train STAGE` as a Vertex AI custom job, wait for it, and return the stage's
-    final metrics from its workdir (`data_dir` and `workdir` are /gcs/... paths, which the job's
-    machines see through Cloud Storage FUSE as the launching step does)."""
-    from google.cloud import aiplatform
-
-    settings = VertexSettings(project=vertex.get("project", ""), region=vertex.get("region", ""),
-                              pipeline_root=vertex.get("pipeline_root", ""), service_account=vertex.get("service_account", ""),
-                              api_endpoint=vertex.get("api_endpoint", ""))
-    if not settings.pipeline_root:
-        raise ConfigError(f"{stage} custom job: no pipeline_root in the pipeline's `vertex` parameter (submit sets it)")
-    settings.connect()
-    display_name = f"signpipe-{stage.replace('_', '-')}-{datetime.datetime.now(datetime.timezone.utc):%Y%m%d-%H%M%S}"
-    with _vertex_errors(f"{stage} custom job"):
-        job = aiplatform.CustomJob(
-            display_name=display_name,
-            worker_pool_specs=custom_job_spec(stage, data_dir, workdir, preset, overrides, image_uri, machine),
-            base_output_dir=f"{settings.pipeline_root.rstrip('/')}/custom-jobs/{display_name}",
-            staging_bucket=settings.pipeline_root,
-            labels=dict(labels or {"signpipe-stage": stage.replace("_", "-")}),
-            **settings.client_options(),
-        )
-        job.run(service_account=settings.service_account or None, sync=True)
-    final_metrics = Path(workdir) / "final_metrics.json"
-    if not final_metrics.is_file():
-        raise SignpipeError(f"{stage} custom job {job.resource_name} finished without {final_metrics}")
-    return json.loads(final_metrics.read_text(encoding="utf-8"))
 
 
 def format_runs(runs: Sequence[Mapping[str, Any]]) -> list[list[str]]:

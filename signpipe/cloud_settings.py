@@ -4,18 +4,24 @@
 pipeline needs no copied-by-hand project ids, buckets or service accounts: `signpipe submit
 --from-terraform infra/envs/dev` reads them here, from `terraform output -json` run in that
 directory or from a file it was saved to (for machines without terraform or state access).
+
+`VertexSettings` is what those outputs (or command-line options) amount to: where Vertex AI calls
+go, used by submission (`pipelines.vertex`) and by the custom-job launcher a pipeline step runs
+(`signpipe.custom_jobs`); `vertex_errors` turns SDK and auth failures into one-line errors.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import shutil
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from signpipe.errors import ConfigError
+from signpipe.errors import ConfigError, SignpipeError
 
 # The outputs every environment under infra/envs declares (tests check the .tf files agree).
 TERRAFORM_OUTPUTS = (
@@ -102,3 +108,101 @@ def read_terraform_outputs(source: str | Path, required: Iterable[str] = TERRAFO
             raise ConfigError(f"{path}: cannot read terraform outputs ({exc})") from None
         return parse_terraform_outputs(text, str(path), required)
     raise ConfigError(f"{path}: no such directory or file (expected infra/envs/<env> or a saved `terraform output -json`)")
+
+
+@dataclasses.dataclass(frozen=True)
+class VertexSettings:
+    """Where runs go: the Google Cloud side of a signpipe environment (see infra/)."""
+
+    project: str
+    region: str
+    pipeline_root: str = ""
+    service_account: str = ""
+    docker_registry: str = ""
+    tensorboard: str = ""
+    api_endpoint: str = ""
+    """Default: the region's Vertex AI endpoint. `http://host:port`: plain REST, no credentials."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.project:
+            problems.append("no project (pass --project, or --from-terraform)")
+        if not self.region:
+            problems.append("no region (pass --region, or --from-terraform)")
+        if self.pipeline_root and not self.pipeline_root.startswith("gs://"):
+            problems.append(f"pipeline root {self.pipeline_root!r} must be a gs:// folder")
+        if self.tensorboard and not self.tensorboard.startswith("projects/"):
+            problems.append(f"tensorboard {self.tensorboard!r} must be a resource name "
+                            "(projects/P/locations/R/tensorboards/ID)")
+        if problems:
+            raise ConfigError("Vertex AI settings: " + "; ".join(problems))
+
+    @classmethod
+    def from_terraform(cls, source: str | Path, **overrides: Any) -> VertexSettings:
+        """Settings from an `infra/envs/<env>` directory's Terraform outputs (or a saved
+        `terraform output -json` file); explicit, non-empty `overrides` win."""
+        outputs = read_terraform_outputs(source)
+        values = {
+            "project": outputs["project"],
+            "region": outputs["region"],
+            "pipeline_root": outputs["pipeline_root"],
+            "service_account": outputs["service_account_email"],
+            "docker_registry": outputs["docker_registry"],
+            "tensorboard": outputs["tensorboard"],
+        }
+        values.update({key: value for key, value in overrides.items() if value})
+        return cls(**values)
+
+    @classmethod
+    def from_parameter(cls, vertex: Mapping[str, Any]) -> VertexSettings:
+        """Settings from a pipeline's `vertex` parameter (`vertex_parameter`, plus `api_endpoint`
+        where a test points the SDK at a local server)."""
+        fields = ("project", "region", "pipeline_root", "service_account", "tensorboard", "api_endpoint")
+        return cls(**{name: str(vertex.get(name) or "") for name in fields})
+
+    def client_options(self) -> dict[str, Any]:
+        """project/location/credentials for every aiplatform call (nothing global is changed)."""
+        return {"project": self.project, "location": self.region, "credentials": self.credentials()}
+
+    def credentials(self) -> Any:
+        if self.api_endpoint.startswith("http://"):
+            from google.auth.credentials import AnonymousCredentials
+
+            return AnonymousCredentials()
+        return None
+
+    def connect(self) -> None:
+        """Point the SDK at this project, region and endpoint (REST for a plain-HTTP endpoint)."""
+        from google.cloud import aiplatform
+
+        kwargs: dict[str, Any] = {"project": self.project, "location": self.region}
+        if self.api_endpoint:
+            kwargs["api_endpoint"] = self.api_endpoint
+        if self.api_endpoint.startswith("http://"):
+            kwargs.update(api_transport="rest", credentials=self.credentials())
+        aiplatform.init(**kwargs)
+
+    @property
+    def bucket(self) -> str:
+        if not self.pipeline_root:
+            raise ConfigError("no pipeline root (pass --pipeline-root gs://BUCKET/PATH, or --from-terraform)")
+        return self.pipeline_root[len("gs://"):].split("/", 1)[0]
+
+    def vertex_parameter(self) -> dict[str, str]:
+        """The pipeline's `vertex` parameter: what the custom-job launcher needs."""
+        return {"project": self.project, "region": self.region, "service_account": self.service_account,
+                "tensorboard": self.tensorboard, "pipeline_root": self.pipeline_root}
+
+
+@contextlib.contextmanager
+def vertex_errors(action: str) -> Iterator[None]:
+    """SDK and auth failures as one-line `SignpipeError`s that say which action failed."""
+    from google.api_core import exceptions as api_exceptions
+    from google.auth import exceptions as auth_exceptions
+
+    try:
+        yield
+    except auth_exceptions.DefaultCredentialsError:
+        raise SignpipeError(f"{action}: no Google Cloud credentials (run `gcloud auth application-default login`)") from None
+    except api_exceptions.GoogleAPICallError as exc:
+        raise SignpipeError(f"{action}: Vertex AI answered {exc.code}: {exc.message}") from None

@@ -129,18 +129,21 @@ def test_pretrain_on_custom_job_records_what_the_job_left(features, tmp_path, mo
     """The launcher's artifact side; the job request itself is tested in test_vertex_requests."""
     calls = []
 
-    def finished_job(stage, data_dir, workdir, preset, overrides, image_uri, machine, vertex):
-        calls.append((stage, data_dir, workdir, preset, overrides, image_uri, machine["tpu_topology"], vertex["project"]))
+    def finished_job(stage, data_dir, workdir, preset, overrides, image_uri, machine, vertex, run_name, task_name):
+        calls.append((stage, data_dir, workdir, preset, overrides, image_uri, machine["tpu_topology"], vertex["project"],
+                      run_name, task_name))
         Path(workdir).mkdir(parents=True)
         (Path(workdir) / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "train/loss": 1.0 / s}) + "\n" for s in (1, 2)))
         return {"step": 2, "train_loss": 0.5, "n_sequences": 18}
 
-    monkeypatch.setattr("pipelines.vertex.run_training_custom_job", finished_job)
+    monkeypatch.setattr("signpipe.custom_jobs.run_training_custom_job", finished_job)
     model, metrics, report = (artifact(k, tmp_path, n) for k, n in ((Model, "model"), (Metrics, "metrics"), (HTML, "report")))
     machine = {"machine_type": "ct5lp-hightpu-4t", "tpu_topology": "2x2"}
     pretrain_on_custom_job.python_func(features=features, preset="small", overrides={"total_steps": 2}, image_uri="r/tpu:t",
-                                       machine=machine, vertex={"project": "p"}, model=model, metrics=metrics, report=report)
-    assert calls == [("pretrain", features.path, model.path, "small", {"total_steps": 2}, "r/tpu:t", "2x2", "p")]
+                                       machine=machine, vertex={"project": "p"}, run_name="run-1", task_name="pretrain-on-custom-job",
+                                       model=model, metrics=metrics, report=report)
+    assert calls == [("pretrain", features.path, model.path, "small", {"total_steps": 2}, "r/tpu:t", "2x2", "p", "run-1",
+                      "pretrain-on-custom-job")]
     assert metrics.metadata == {"step": 2.0, "train_loss": 0.5, "n_sequences": 18.0}
     assert model.metadata["machine"] == machine and model.metadata["tensorboard_logdir"] == f"{model.uri}/tb"
     assert "<svg" in Path(report.path).read_text()

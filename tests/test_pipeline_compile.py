@@ -104,6 +104,9 @@ def test_smoke_has_no_pretraining_and_small_has_it_on_a_tpu_custom_job(compiled)
     assert machine["accelerator_type"] == "TPU_V5_LITEPOD"
     assert machine["tpu_topology"] == "2x2"
     assert constant(launcher, "image_uri") == IMAGES["jax-tpu"]
+    # the job's identity, resolved by Vertex at run time: the same for every retry of the task
+    assert (constant(launcher, "run_name"), constant(launcher, "task_name")) == ("{{$.pipeline_job_name}}",
+                                                                              "{{$.pipeline_task_name}}")
     # the launcher itself only submits and waits: CPU image, no accelerator
     assert container(small, "pretrain-on-custom-job").image == IMAGES["cpu"]
     assert not container(small, "pretrain-on-custom-job").resources.accelerator.resource_type
