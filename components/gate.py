@@ -26,7 +26,9 @@ def gate(
 ) -> bool:
     """`signpipe.export.gate.run_gate` with the current champion of `registry` (scored on the same
     corpus); returns whether the bundle may be published. `verdict` records the champion version
-    judged against, which publish needs to promote safely (`signpipe.registry.may_promote`).
+    judged against, which publish needs to promote safely (`signpipe.registry.may_promote`). A
+    champion the registry names but whose bundle or evaluation cannot be read fails the gate
+    (`signpipe.export.gate.registry_champion`).
     `plumbing`: the run is a plumbing check (`pipelines.presets.PipelinePreset.plumbing`); the
     report says its score means nothing."""
     import json
@@ -34,11 +36,10 @@ def gate(
 
     from signpipe.data.atomic import atomic_write_text
     from signpipe.export.evaluate import EvaluationResult
-    from signpipe.export.gate import GateThresholds, run_gate, with_plumbing_note
-    from signpipe.registry import gcs_local_path, open_registry
+    from signpipe.export.gate import GateThresholds, registry_champion, run_gate, with_plumbing_note
+    from signpipe.registry import open_registry
     from signpipe.reports import gate_report, record_metrics
 
-    champion = open_registry(registry, registry_storage).champion()
     scored = json.loads((Path(evaluation.path) / "evaluation.json").read_text(encoding="utf-8"))
     evaluated = EvaluationResult(task=scored["task"], metric=scored["metric"], score=scored["score"],
                                  n_sequences=scored["n_sequences"], latency_ms=scored["latency_ms"],
@@ -46,8 +47,10 @@ def gate(
                                  threads=scored["threads"])
     thresholds = GateThresholds(max_model_mb=max_model_mb, max_latency_p95_ms=max_latency_p95_ms or None,
                                 latency_frames=latency_frames, min_score=min_score, champion_margin=champion_margin)
-    result = run_gate(Path(bundle.path) / "model.zip", eval_corpus.path, thresholds,
-                      champion=gcs_local_path(champion.bundle_uri) if champion is not None else None, evaluation=evaluated)
+    with registry_champion(open_registry(registry, registry_storage)) as found:
+        result = run_gate(Path(bundle.path) / "model.zip", eval_corpus.path, thresholds, champion=found.for_gate,
+                          evaluation=evaluated)
+    champion = found.entry
     if plumbing:
         result = with_plumbing_note(result)
     values = result.to_dict()

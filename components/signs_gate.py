@@ -30,23 +30,24 @@ def gate_signs(
     latency criterion. The accuracy must also be strictly above `eval_corpus`' majority-class
     baseline (the share of its most common sign). Returns whether the bundle may be published;
     `verdict` records the champion version judged against, which publish needs to promote safely,
-    and the names of the failed criteria."""
+    and the names of the failed criteria. A champion the registry names but whose bundle or
+    evaluation cannot be read fails the gate (`signpipe.export.gate.registry_champion`)."""
     import json
     from pathlib import Path
 
     from signpipe.data.atomic import atomic_write_text
     from signpipe.export.signs_gate import MAJORITY_CRITERION, SignsGateThresholds, evaluation_from_dict, run_signs_gate
-    from signpipe.export.gate import with_plumbing_note
-    from signpipe.registry import gcs_local_path, open_registry
+    from signpipe.export.gate import registry_champion, with_plumbing_note
+    from signpipe.registry import open_registry
     from signpipe.reports import gate_report, record_metrics
 
-    champion = open_registry(registry, registry_storage).champion()
     evaluated = evaluation_from_dict(json.loads((Path(evaluation.path) / "evaluation.json").read_text(encoding="utf-8")))
     thresholds = SignsGateThresholds(max_model_mb=max_model_mb, max_mean_latency_ms=max_mean_latency_ms or None,
                                      min_accuracy=min_accuracy, champion_margin=champion_margin)
-    result = run_signs_gate(Path(bundle.path) / "model.zip", eval_corpus.path, thresholds,
-                            champion=gcs_local_path(champion.bundle_uri) if champion is not None else None,
-                            evaluation=evaluated, threads=evaluated.threads)
+    with registry_champion(open_registry(registry, registry_storage)) as found:
+        result = run_signs_gate(Path(bundle.path) / "model.zip", eval_corpus.path, thresholds, champion=found.for_gate,
+                                evaluation=evaluated, threads=evaluated.threads)
+    champion = found.entry
     if plumbing:  # a plumbing preset's run: the report says its score means nothing
         result = with_plumbing_note(result)
     values = result.to_dict()

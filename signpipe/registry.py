@@ -22,6 +22,21 @@ promoted a different model in between, the new one takes over only if it beats t
 scores recorded at publication (`beats_champion`). So a retraining can never replace a better
 model by a worse one, even when a scheduled and a manual run race.
 
+`champion_margin` tolerates a new champion slightly worse than the current one (newer data, equal
+quality), but it is measured against the best of the chain, not only the current champion: each
+promotion records the chain best (`RegistryEntry.chain_best`, the highest recorded score of any
+model promoted in the registry), and with a margin a new champion must also score at least
+`chain best - champion_margin` (`may_promote`). A chain of retrainings, each within the margin of
+the one before, cannot slide the champion further than one margin below the best it ever was.
+
+Reading the champion, deciding and moving it is one step across processes and machines: the local
+registry holds an `flock` on `.lock` in its folder; the Vertex registry holds a lock object in
+Cloud Storage (`signpipe.storage_lock.StorageLock`, `{storage}/{model_name}/.champion-lock.json`,
+created with `ifGenerationMatch=0`), from looking up the model (so the first version of a display
+name creates one model, not one per racing run) through the upload that moves the alias. A
+publish that finds the lock held waits up to `lock_wait_s`, then fails naming the holder; a lock
+older than its holder's `lock_ttl_s` is stale and broken.
+
 `open_registry("runs/registry/fingerspelling")` or `open_registry("vertex://PROJECT/REGION/NAME",
 storage="gs://BUCKET/models")` picks the backend from the URI a pipeline parameter carries.
 """
@@ -50,6 +65,8 @@ VERSIONS_DIR = "versions"
 ENTRY_FILE = "entry.json"
 EVALUATION_FILE = "evaluation.json"
 LOCK_FILE = ".lock"
+VERTEX_LOCK_OBJECT = ".champion-lock.json"
+CHAIN_BEST_KEY = "chain_best"
 CHAMPION_ALIAS = "champion"
 VERTEX_SCHEME = "vertex://"
 SCORE_KEY = "score"
@@ -70,6 +87,9 @@ class RegistryEntry:
     metadata: dict[str, Any] = field(default_factory=dict)
     created: str = ""
     champion: bool = False
+    chain_best: float | None = None
+    """On the champion: the best score recorded by any model promoted in this registry (None for
+    other versions, and for a champion promoted before the chain best was recorded)."""
 
     @property
     def bundle_uri(self) -> str:
@@ -93,6 +113,8 @@ class ModelRegistry(Protocol):
         champion_margin: float = 0.0,
     ) -> RegistryEntry: ...
 
+    def local_bundle(self, entry: RegistryEntry, scratch: Path) -> Path: ...
+
 
 def score_of(evaluation: Mapping[str, Any], where: str = "evaluation") -> float:
     """The score an evaluation reports (`signpipe.export` writes it as "score")."""
@@ -113,14 +135,52 @@ def beats_champion(evaluation: Mapping[str, Any], champion: RegistryEntry | None
     return score_of(evaluation, "new model") >= score_of(champion.evaluation, f"champion {champion.version}") - champion_margin
 
 
+def _finite_or_none(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def chain_best_of(champion: RegistryEntry) -> float:
+    """The best recorded score of `champion`'s chain: what it recorded at promotion, at least its
+    own score (a champion promoted before chains were recorded starts its chain)."""
+    own = score_of(champion.evaluation, f"champion {champion.version}")
+    recorded = _finite_or_none(champion.chain_best)
+    return own if recorded is None else max(recorded, own)
+
+
 def may_promote(evaluation: Mapping[str, Any], current: RegistryEntry | None, expected_champion: str | None,
                 champion_margin: float = 0.0) -> bool:
-    """The compare-and-swap rule of `publish`: promote when the champion is still the one the gate
-    judged against (`expected_champion`, "" or None for none), else only over a champion it beats."""
-    current_version = current.version if current is not None else None
-    if (expected_champion or None) == current_version:
+    """The rule of `publish`. With `s` the new model's recorded score, `c` the current champion's,
+    `B` the chain best (`chain_best_of(current)`) and `m` the margin, the new model is promoted when
+
+    1. there is no champion; or
+    2. (compare-and-swap) the champion is still the one the gate judged against (`expected_champion`,
+       "" or None for none: the gate compared them on the same corpus, so its verdict stands), or
+       else `s >= c - m` (`beats_champion`: a run promoted another model meanwhile); and
+    3. (no sliding) when `m > 0`, also `s >= B - m`.
+
+    Rule 3 uses recorded scores, so it assumes one evaluation corpus across the chain, as the gate
+    does (keep `--eval-data` fixed). With `m = 0` it is not applied: every promotion is then at least
+    as good as the champion it replaced on the gate's corpus, so nothing slides, and a changed
+    evaluation corpus (whose scores are not comparable with the recorded ones) does not block the
+    gate's verdict. After a promotion the chain best is `max(B, s)` (`promoted_chain_best`)."""
+    if not (math.isfinite(champion_margin) and champion_margin >= 0):
+        raise ConfigError(f"champion_margin must be 0 or more, got {champion_margin}")
+    if current is None:
         return True
-    return beats_champion(evaluation, current, champion_margin)
+    current_version = current.version
+    if (expected_champion or None) != current_version and not beats_champion(evaluation, current, champion_margin):
+        return False
+    if champion_margin > 0:
+        return score_of(evaluation, "new model") >= chain_best_of(current) - champion_margin
+    return True
+
+
+def promoted_chain_best(evaluation: Mapping[str, Any], current: RegistryEntry | None) -> float:
+    """The chain best once the model with `evaluation` is promoted over `current`."""
+    score = score_of(evaluation, "new model")
+    return score if current is None else max(score, chain_best_of(current))
 
 
 def _now() -> str:
@@ -163,32 +223,50 @@ class LocalModelRegistry:
         except (OSError, json.JSONDecodeError, TypeError) as exc:
             raise SignpipeError(f"{version_dir}: unreadable registry entry ({exc}); expected {ENTRY_FILE} written by publish") from None
 
-    def _champion_version(self) -> str | None:
+    def _champion_pointer(self) -> dict[str, Any] | None:
+        """champion.json: the champion's version and the chain best recorded when it was promoted."""
         path = self.root / CHAMPION_FILE
         if not path.exists():
             return None
         try:
-            return str(json.loads(path.read_text(encoding="utf-8"))["version"])
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            pointer = json.loads(path.read_text(encoding="utf-8"))
+            best = pointer.get(CHAIN_BEST_KEY)
+            return {"version": str(pointer["version"]), CHAIN_BEST_KEY: _finite_or_none(best)}
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
             raise SignpipeError(f"{path}: not a champion pointer ({exc!r}); expected {{\"version\": ...}}") from None
+
+    def _champion_version(self) -> str | None:
+        pointer = self._champion_pointer()
+        return pointer["version"] if pointer is not None else None
 
     def versions(self) -> list[RegistryEntry]:
         """Every published version, oldest first, with `champion` set on the current one."""
         versions_dir = self.root / VERSIONS_DIR
         if not versions_dir.is_dir():
             return []
-        champion = self._champion_version()
+        pointer = self._champion_pointer() or {"version": None, CHAIN_BEST_KEY: None}
         entries = [self._read_entry(d) for d in sorted(versions_dir.iterdir()) if d.is_dir() and not d.name.startswith(".")]
-        return [RegistryEntry(**{**e.to_dict(), "champion": e.version == champion}) for e in entries]
+        return [RegistryEntry(**{**e.to_dict(), "champion": e.version == pointer["version"],
+                                 "chain_best": pointer[CHAIN_BEST_KEY] if e.version == pointer["version"] else None})
+                for e in entries]
 
     def champion(self) -> RegistryEntry | None:
-        version = self._champion_version()
-        if version is None:
+        pointer = self._champion_pointer()
+        if pointer is None:
             return None
+        version = pointer["version"]
         version_dir = self.root / VERSIONS_DIR / version
         if not version_dir.is_dir():
             raise SignpipeError(f"{self.root / CHAMPION_FILE}: names version {version}, which {version_dir} does not hold")
-        return RegistryEntry(**{**self._read_entry(version_dir).to_dict(), "champion": True})
+        return RegistryEntry(**{**self._read_entry(version_dir).to_dict(), "champion": True,
+                                "chain_best": pointer[CHAIN_BEST_KEY]})
+
+    def local_bundle(self, entry: RegistryEntry, scratch: Path) -> Path:
+        """`entry`'s bundle file (already local; `scratch` is not needed)."""
+        path = Path(entry.bundle_uri)
+        if not path.is_file():
+            raise SignpipeError(f"its bundle {path} cannot be read (no such file)")
+        return path
 
     def _next_version(self) -> int:
         versions_dir = self.root / VERSIONS_DIR
@@ -236,17 +314,24 @@ class LocalModelRegistry:
         expected_champion: str | None = None,
         champion_margin: float = 0.0,
     ) -> RegistryEntry:
-        """Store `bundle` as a new version and make it the champion by the rule of `may_promote`."""
+        """Store `bundle` as a new version and make it the champion by the rule of `may_promote`,
+        holding the registry's lock from reading the champion to writing the pointer (which records
+        the chain best)."""
         bundle = Path(bundle)
         if not bundle.is_file():
             raise SignpipeError(f"{bundle}: no such bundle file (expected the exported model zip)")
         score_of(evaluation, "new model")
+        if not (math.isfinite(champion_margin) and champion_margin >= 0):
+            raise ConfigError(f"champion_margin must be 0 or more, got {champion_margin}")
         entry = self._store(bundle, evaluation, metadata or {})
         with self._locked():
-            if not may_promote(evaluation, self.champion(), expected_champion, champion_margin):
+            current = self.champion()
+            if not may_promote(evaluation, current, expected_champion, champion_margin):
                 return entry
-            atomic_write_text(self.root / CHAMPION_FILE, json.dumps({"version": entry.version, "promoted": _now()}) + "\n")
-        return RegistryEntry(**{**entry.to_dict(), "champion": True})
+            best = promoted_chain_best(evaluation, current)
+            atomic_write_text(self.root / CHAMPION_FILE, json.dumps(
+                {"version": entry.version, "promoted": _now(), CHAIN_BEST_KEY: best}) + "\n")
+        return RegistryEntry(**{**entry.to_dict(), "champion": True, "chain_best": best})
 
 
 def gcs_local_path(uri: str) -> Path | None:
@@ -263,14 +348,25 @@ def _split_gcs(uri: str) -> tuple[str, str]:
     return bucket, name
 
 
+def _blob(uri: str, project: str, credentials: Any = None) -> Any:
+    from google.cloud import storage
+
+    bucket, name = _split_gcs(uri)
+    return storage.Client(project=project, credentials=credentials).bucket(bucket).blob(name)
+
+
+def _storage_errors() -> tuple[type[BaseException], ...]:
+    """What reading an object raises: a file error through the mount, an API error without it."""
+    from google.api_core import exceptions
+
+    return OSError, ValueError, exceptions.GoogleAPIError
+
+
 def _read_text(uri: str, project: str, credentials: Any = None) -> str:
     local = gcs_local_path(uri)
     if local is not None:
         return local.read_text(encoding="utf-8")
-    from google.cloud import storage
-
-    bucket, name = _split_gcs(uri)
-    return storage.Client(project=project, credentials=credentials).bucket(bucket).blob(name).download_as_text()
+    return _blob(uri, project, credentials).download_as_text()
 
 
 def _upload_file(source: Path, uri: str, project: str, credentials: Any = None) -> None:
@@ -279,10 +375,7 @@ def _upload_file(source: Path, uri: str, project: str, credentials: Any = None) 
         local.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, local)
         return
-    from google.cloud import storage
-
-    bucket, name = _split_gcs(uri)
-    storage.Client(project=project, credentials=credentials).bucket(bucket).blob(name).upload_from_filename(str(source))
+    _blob(uri, project, credentials).upload_from_filename(str(source))
 
 
 def vertex_label(value: Any) -> str:
@@ -291,9 +384,14 @@ def vertex_label(value: Any) -> str:
 
 
 class VertexModelRegistry:
-    """The Vertex AI Model Registry as the champion store (see the module docstring)."""
+    """The Vertex AI Model Registry as the champion store (see the module docstring).
 
-    def __init__(self, project: str, location: str, model_name: str, storage: str, credentials: Any = None):
+    `lock_ttl_s`: how long a publish may hold the champion lock before another may break it (must
+    exceed the longest model upload); `lock_wait_s`: how long a publish waits for the lock before
+    failing with the holder's name."""
+
+    def __init__(self, project: str, location: str, model_name: str, storage: str, credentials: Any = None,
+                 lock_ttl_s: float = 600.0, lock_wait_s: float = 900.0):
         if not (project and location and model_name):
             raise ConfigError(f"vertex registry: expected a project, a region and a model name, got {project!r}, {location!r}, {model_name!r}")
         if not storage.startswith("gs://"):
@@ -301,6 +399,7 @@ class VertexModelRegistry:
         self.project, self.location, self.model_name = project, location, model_name
         self.storage = storage.rstrip("/")
         self.credentials = credentials
+        self.lock_ttl_s, self.lock_wait_s = lock_ttl_s, lock_wait_s
 
     def __repr__(self) -> str:
         return f"VertexModelRegistry({self.uri!r}, storage={self.storage!r})"
@@ -309,13 +408,26 @@ class VertexModelRegistry:
     def uri(self) -> str:
         return f"{VERTEX_SCHEME}{self.project}/{self.location}/{self.model_name}"
 
+    @property
+    def lock_uri(self) -> str:
+        return f"{self.storage}/{self.model_name}/{VERTEX_LOCK_OBJECT}"
+
+    def champion_lock(self) -> Any:
+        """The lock `publish` holds (`signpipe.storage_lock.StorageLock`), not yet taken."""
+        from signpipe.storage_lock import StorageLock
+
+        return StorageLock(self.lock_uri, self.project, self.credentials, ttl_s=self.lock_ttl_s, wait_s=self.lock_wait_s,
+                           purpose=f"publish {self.model_name}")
+
     def _scope(self) -> dict[str, Any]:
         return {"project": self.project, "location": self.location, "credentials": self.credentials}
 
     def _model(self) -> Any | None:
+        """The model of this display name; the oldest, should racing runs before the lock have
+        created several."""
         from google.cloud import aiplatform
 
-        found = aiplatform.Model.list(filter=f'display_name="{self.model_name}"', **self._scope())
+        found = aiplatform.Model.list(filter=f'display_name="{self.model_name}"', order_by="create_time", **self._scope())
         return found[0] if found else None
 
     def _entry(self, model: Any, champion: bool) -> RegistryEntry:
@@ -325,18 +437,19 @@ class VertexModelRegistry:
             uri, bundle = reference["uri"], reference["bundle"]
         except (ValueError, KeyError, TypeError):
             raise SignpipeError(f"{where}: its description is not a signpipe bundle reference (expected JSON with uri and bundle)") from None
+        evaluation_uri = f"{uri.rstrip('/')}/{EVALUATION_FILE}"
         try:
-            evaluation = json.loads(_read_text(f"{uri.rstrip('/')}/{EVALUATION_FILE}", self.project, self.credentials))
-        except (OSError, ValueError) as exc:
-            raise SignpipeError(f"{where}: no readable {EVALUATION_FILE} in {uri} ({exc})") from None
+            evaluation = json.loads(_read_text(evaluation_uri, self.project, self.credentials))
+        except _storage_errors() as exc:
+            raise SignpipeError(f"{where}: its evaluation {evaluation_uri} cannot be read ({exc})") from None
         return RegistryEntry(version=str(model.version_id), uri=uri, bundle=bundle, evaluation=evaluation,
-                             metadata=dict(model.labels or {}), created=str(model.create_time or ""), champion=champion)
+                             metadata=dict(model.labels or {}), created=str(model.create_time or ""), champion=champion,
+                             chain_best=_finite_or_none(reference.get(CHAIN_BEST_KEY)) if champion else None)
 
-    def champion(self) -> RegistryEntry | None:
+    def _champion_of(self, model: Any | None) -> RegistryEntry | None:
         from google.api_core import exceptions
         from google.cloud import aiplatform
 
-        model = self._model()
         if model is None:
             return None
         try:
@@ -344,6 +457,9 @@ class VertexModelRegistry:
         except exceptions.NotFound:
             return None
         return self._entry(champion, champion=True)
+
+    def champion(self) -> RegistryEntry | None:
+        return self._champion_of(self._model())
 
     def versions(self) -> list[RegistryEntry]:
         from google.cloud import aiplatform
@@ -358,6 +474,22 @@ class VertexModelRegistry:
             entries.append(self._entry(version, champion=CHAMPION_ALIAS in (info.version_aliases or [])))
         return entries
 
+    def local_bundle(self, entry: RegistryEntry, scratch: Path) -> Path:
+        """`entry`'s bundle as a local file: through the Cloud Storage mount inside Vertex AI, else
+        downloaded into `scratch`."""
+        uri = entry.bundle_uri
+        local = gcs_local_path(uri)
+        if local is not None:
+            if not local.is_file():
+                raise SignpipeError(f"its bundle {uri} cannot be read (not found at {local})")
+            return local
+        target = Path(scratch) / entry.bundle
+        try:
+            _blob(uri, self.project, self.credentials).download_to_filename(str(target))
+        except _storage_errors() as exc:
+            raise SignpipeError(f"its bundle {uri} cannot be read ({exc})") from None
+        return target
+
     def publish(
         self,
         bundle: str | Path,
@@ -366,15 +498,20 @@ class VertexModelRegistry:
         expected_champion: str | None = None,
         champion_margin: float = 0.0,
     ) -> RegistryEntry:
-        """Copy the bundle and its evaluation to `storage`, upload them as a new model version, and
-        give it the `champion` alias by the rule of `may_promote` (Vertex has no lock to hold
-        across the check and the upload, so the window is the upload's duration)."""
+        """Copy the bundle and its evaluation to `storage`, then, holding the champion lock (see
+        the module docstring), look up the model and its champion, decide by the rule of
+        `may_promote`, and upload the new version: as the first version of a new model if there is
+        none, with the `champion` alias (and the chain best in its description) if promoted. The
+        copy happens before the lock, so a publish that gives up on the lock leaves an unreferenced
+        copy in `storage`."""
         from google.cloud import aiplatform
 
         bundle = Path(bundle)
         if not bundle.is_file():
             raise SignpipeError(f"{bundle}: no such bundle file (expected the exported model zip)")
         score_of(evaluation, "new model")
+        if not (math.isfinite(champion_margin) and champion_margin >= 0):
+            raise ConfigError(f"champion_margin must be 0 or more, got {champion_margin}")
         metadata = dict(metadata or {})
         folder = f"{self.storage}/{self.model_name}/{datetime.datetime.now(datetime.timezone.utc):%Y%m%d-%H%M%S-%f}"
         with tempfile.TemporaryDirectory() as scratch:
@@ -382,21 +519,28 @@ class VertexModelRegistry:
             evaluation_file.write_text(json.dumps(dict(evaluation), indent=2, default=str) + "\n", encoding="utf-8")
             _upload_file(evaluation_file, f"{folder}/{EVALUATION_FILE}", self.project, self.credentials)
         _upload_file(bundle, f"{folder}/{bundle.name}", self.project, self.credentials)
-        parent = self._model()
-        promote = may_promote(evaluation, self.champion(), expected_champion, champion_margin)
         reference = {"uri": folder, "bundle": bundle.name, "score": score_of(evaluation), **{k: str(v) for k, v in metadata.items()}}
-        uploaded = aiplatform.Model.upload(
-            display_name=self.model_name,
-            parent_model=parent.resource_name if parent is not None else None,
-            is_default_version=promote,
-            version_aliases=[CHAMPION_ALIAS] if promote else None,
-            version_description=json.dumps(reference),
-            labels={vertex_label(k): vertex_label(v) for k, v in metadata.items()},
-            sync=True,
-            **self._scope(),
-        )
+        with self.champion_lock() as lock:
+            parent = self._model()
+            current = self._champion_of(parent)
+            promote = may_promote(evaluation, current, expected_champion, champion_margin)
+            best = promoted_chain_best(evaluation, current) if promote else None
+            if promote:
+                reference[CHAIN_BEST_KEY] = best
+            lock.check_held()
+            uploaded = aiplatform.Model.upload(
+                display_name=self.model_name,
+                parent_model=parent.resource_name if parent is not None else None,
+                is_default_version=promote,
+                version_aliases=[CHAMPION_ALIAS] if promote else None,
+                version_description=json.dumps(reference),
+                labels={vertex_label(k): vertex_label(v) for k, v in metadata.items()},
+                sync=True,
+                **self._scope(),
+            )
         return RegistryEntry(version=str(uploaded.version_id), uri=folder, bundle=bundle.name,
-                             evaluation=_json_ready(evaluation), metadata=_json_ready(metadata), created=_now(), champion=promote)
+                             evaluation=_json_ready(evaluation), metadata=_json_ready(metadata), created=_now(),
+                             champion=promote, chain_best=best)
 
 
 def open_registry(uri: str, storage: str = "", credentials: Any = None) -> LocalModelRegistry | VertexModelRegistry:

@@ -218,21 +218,26 @@ def alignment_report(examples: Iterable[Mapping[str, Any]], title: str, summary:
 def gate_report(criteria: Iterable[Mapping[str, Any]], passed: bool, title: str = "Gate",
                 champion: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None) -> str:
     """The gate's verdict, one row per criterion (`signpipe.export.gate.Criterion.to_dict()`:
-    name, measured, comparison, threshold, unit, note, passed), the facts it was measured under
+    name, measured, comparison, threshold, unit, note, problem, passed), the facts it was measured under
     and the champion the new model was compared with."""
     verdict = ('<p class="pass">PASSED: the model may be published</p>' if passed
                else '<p class="fail">FAILED: the model is not published</p>')
-    rows = []
+    rows, problems = [], []
     for criterion in criteria:
         ok = bool(criterion["passed"])
         unit = f" {criterion['unit']}" if criterion.get("unit") else ""
         name = str(criterion["name"]) + (f" ({criterion['note']})" if criterion.get("note") else "")
+        threshold = (f"{html.escape(str(criterion.get('comparison', '')))} {_value_cell(criterion['threshold'])}{html.escape(unit)}"
+                     if criterion.get("threshold") is not None else "not measurable")
         rows.append(
             f"<tr><td>{html.escape(name)}</td><td>{_value_cell(criterion['measured'])}{html.escape(unit)}</td>"
-            f"<td>{html.escape(str(criterion.get('comparison', '')))} {_value_cell(criterion['threshold'])}{html.escape(unit)}</td>"
+            f"<td>{threshold}</td>"
             f'<td class="{"pass" if ok else "fail"}">{"pass" if ok else "fail"}</td></tr>'
         )
-    body = [verdict, "<table><tr><th>criterion</th><th>measured</th><th>threshold</th><th></th></tr>" + "".join(rows) + "</table>"]
+        if criterion.get("problem"):  # a criterion that could not be checked (an unreadable champion) says why
+            problems.append(f'<p class="fail">{html.escape(str(criterion["name"]))}: {html.escape(str(criterion["problem"]))}</p>')
+    body = [verdict, "<table><tr><th>criterion</th><th>measured</th><th>threshold</th><th></th></tr>" + "".join(rows) + "</table>",
+            *problems]
     if context:
         body.append("<h2>Measured under</h2>" + key_value_table(context))
     body.append("<h2>Champion</h2>" + (key_value_table(champion) if champion

@@ -159,3 +159,41 @@ def test_open_registry_picks_the_backend(tmp_path):
 def test_vertex_labels_are_valid():
     assert vertex_label("Smoke.Run/1") == "smoke-run-1"
     assert len(vertex_label("x" * 100)) == 63
+
+
+def test_a_chain_within_the_margin_step_by_step_cannot_slide_the_champion(tmp_path):
+    """0.60 -> 0.57 -> 0.54: each within 0.05 of the champion before it, as the gate judged; the
+    champion may not fall more than the margin below the chain's best (0.60)."""
+    registry = LocalModelRegistry(tmp_path / "registry")
+    first = registry.publish(make_bundle(tmp_path / "a"), evaluation(0.60))
+    assert first.champion and first.chain_best == 0.60
+    second = registry.publish(make_bundle(tmp_path / "b"), evaluation(0.57), expected_champion="0001", champion_margin=0.05)
+    assert second.champion and second.chain_best == 0.60 and registry.champion() == second
+    third = registry.publish(make_bundle(tmp_path / "c"), evaluation(0.54), expected_champion="0002", champion_margin=0.05)
+    assert not third.champion and registry.champion().version == "0002"
+    assert json.loads((tmp_path / "registry" / CHAMPION_FILE).read_text())["chain_best"] == 0.60
+    better = registry.publish(make_bundle(tmp_path / "d"), evaluation(0.61), expected_champion="0002", champion_margin=0.05)
+    assert better.champion and registry.champion().chain_best == 0.61
+    assert [v.chain_best for v in registry.versions()] == [None, None, None, 0.61]
+
+
+def test_the_chain_rule_without_a_registry():
+    champion = RegistryEntry("0002", "/r/versions/0002", "model.zip", evaluation(0.57), champion=True, chain_best=0.60)
+    assert may_promote(evaluation(0.55), champion, "0002", champion_margin=0.05)  # 0.55 >= 0.60 - 0.05
+    assert not may_promote(evaluation(0.549), champion, "0002", champion_margin=0.05)
+    assert not may_promote(evaluation(0.549), champion, None, champion_margin=0.05)
+    # without a margin nothing can slide, and the gate's verdict on its own corpus stands
+    assert may_promote(evaluation(0.3), champion, "0002")
+    # a champion promoted before chains were recorded starts its own
+    legacy = RegistryEntry("0001", "/r/versions/0001", "model.zip", evaluation(0.57), champion=True)
+    assert may_promote(evaluation(0.53), legacy, "0001", champion_margin=0.05)
+    assert not may_promote(evaluation(0.51), legacy, "0001", champion_margin=0.05)
+
+
+def test_a_champion_pointer_without_a_chain_best_still_reads(tmp_path):
+    registry = LocalModelRegistry(tmp_path / "registry")
+    registry.publish(make_bundle(tmp_path / "a"), evaluation(0.5))
+    (tmp_path / "registry" / CHAMPION_FILE).write_text(json.dumps({"version": "0001", "promoted": "2025-01-01T00:00:00+00:00"}))
+    assert registry.champion().chain_best is None
+    entry = registry.publish(make_bundle(tmp_path / "b"), evaluation(0.46), expected_champion="0001", champion_margin=0.05)
+    assert entry.champion and entry.chain_best == 0.5

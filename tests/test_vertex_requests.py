@@ -45,6 +45,8 @@ class VertexRecorder(BaseHTTPRequestHandler):
     requests: list[dict] = []
     store: dict[str, dict] = {}
     counter = [0]
+    custom_job_states: list[str] = []
+    """What a created custom job answers, one state per GET, the last for good (empty: succeeded)."""
 
     def log_message(self, *args) -> None:
         pass
@@ -73,8 +75,10 @@ class VertexRecorder(BaseHTTPRequestHandler):
             resource_id = query.get("pipelineJobId") or self._next_id()
             states = {"pipelineJobs": "PIPELINE_STATE_PENDING", "schedules": "ACTIVE", "customJobs": "JOB_STATE_PENDING"}
             created = {**body, "name": f"{path}/{resource_id}", "state": states[collection], "createTime": "2026-01-05T03:00:00Z"}
+            if collection == "customJobs":
+                created["_states"] = list(self.custom_job_states) or ["JOB_STATE_SUCCEEDED"]
             self.store[created["name"]] = created
-            return self._reply(created)
+            return self._reply(public(created))
         if method == "POST" and path.endswith("/models:upload"):
             model_id = self._next_id()
             name = f"{path.removesuffix(':upload')}/{model_id}"
@@ -88,6 +92,10 @@ class VertexRecorder(BaseHTTPRequestHandler):
             name, _, version = path.partition("@")
             if name in self.store and version in ("", "1", *self.store[name].get("versionAliases", [])):
                 return self._reply(self.store[name])
+        if method == "POST" and "/customJobs/" in path and path.endswith(":cancel"):
+            job = self.store[path.removesuffix(":cancel")]
+            job["state"], job["_states"] = "JOB_STATE_CANCELLED", ["JOB_STATE_CANCELLED"]
+            return self._reply({})
         if method == "POST" and (path.endswith(":pause") or path.endswith(":resume")):
             name, action = path.rsplit(":", 1)
             self.store[name]["state"] = "PAUSED" if action == "pause" else "ACTIVE"
@@ -97,12 +105,15 @@ class VertexRecorder(BaseHTTPRequestHandler):
             return self._reply({"name": f"{PARENT}/operations/1", "done": True,
                                 "response": {"@type": "type.googleapis.com/google.protobuf.Empty"}})
         if method == "GET" and path in self.store:
-            resource = dict(self.store[path])
-            if "/customJobs/" in path:  # a custom job has finished by the time anyone asks
-                resource["state"] = "JOB_STATE_SUCCEEDED"
-            return self._reply(resource)
-        if method == "GET" and collection in ("pipelineJobs", "schedules"):
-            listed = [r for name, r in self.store.items() if name.startswith(path + "/")]
+            resource = self.store[path]
+            if "/customJobs/" in path:  # each GET moves a custom job on to its next scripted state
+                states = resource.setdefault("_states", ["JOB_STATE_SUCCEEDED"])
+                resource["state"] = states.pop(0) if len(states) > 1 else states[0]
+            return self._reply(public(resource))
+        if method == "GET" and collection in ("pipelineJobs", "schedules", "customJobs"):
+            wanted = dict(re.findall(r'labels\.([\w-]+)="([^"]*)"', query.get("filter", "")))
+            listed = [public(r) for name, r in self.store.items() if name.startswith(path + "/")
+                      and all(r.get("labels", {}).get(k) == v for k, v in wanted.items())]
             return self._reply({collection: listed})
         return self._reply({"error": {"code": 404, "message": f"{path} not found", "status": "NOT_FOUND"}}, 404)
 
@@ -131,12 +142,18 @@ def vertex(server, monkeypatch):
     pipeline-root bucket exists (a real GCS call) is switched off."""
     VertexRecorder.requests.clear()
     VertexRecorder.store.clear()
+    VertexRecorder.custom_job_states = []
     monkeypatch.setattr(
         "google.cloud.aiplatform.utils.gcs_utils.create_gcs_bucket_for_pipeline_artifacts_if_it_does_not_exist",
         lambda **kwargs: None,
     )
     return VertexSettings(project=PROJECT, region=REGION, pipeline_root=f"gs://{PROJECT}-signpipe/pipeline-root",
                           service_account=SERVICE_ACCOUNT, docker_registry=REGISTRY, api_endpoint=server)
+
+
+def public(resource: dict) -> dict:
+    """A stored resource as the API shows it (without the recorder's own `_` fields)."""
+    return {key: value for key, value in resource.items() if not key.startswith("_")}
 
 
 def recorded(method: str, suffix: str) -> list[dict]:
@@ -265,6 +282,7 @@ def test_tpu_pretraining_custom_job_machine_specs(vertex, tmp_path, preset):
         f"{REGISTRY}/signpipe-jax-tpu:abc123", dataclasses.asdict(machine),
         {"project": PROJECT, "region": REGION, "service_account": SERVICE_ACCOUNT, "api_endpoint": vertex.api_endpoint,
          "pipeline_root": "gs://bucket/pipeline-root"},
+        run_name="signpipe-fingerspelling-20260105", task_name="pretrain-on-custom-job", poll_seconds=0.01,
     )
     assert final == {"step": 40, "train_loss": 0.5}
     (create,) = recorded("POST", "/customJobs")
@@ -365,6 +383,9 @@ def test_vertex_registry_uploads_a_version_with_the_champion_alias(vertex, tmp_p
     mounted = tmp_path / "gcs"
     monkeypatch.setattr("signpipe.registry.gcs_local_path",
                         lambda uri: mounted / uri[len("gs://"):] if uri.startswith("gs://") else Path(uri))
+    import contextlib, types  # the champion lock's Cloud Storage requests are tested in test_vertex_registry.py
+    monkeypatch.setattr(VertexModelRegistry, "champion_lock",
+                        lambda self: contextlib.nullcontext(types.SimpleNamespace(check_held=lambda: None)))
     bundle = tmp_path / "export" / "model.zip"
     bundle.parent.mkdir()
     bundle.write_bytes(b"bundle bytes")
@@ -380,7 +401,7 @@ def test_vertex_registry_uploads_a_version_with_the_champion_alias(vertex, tmp_p
     assert model["displayName"] == "signpipe-fingerspelling"
     assert entry.uri.startswith("gs://models-bucket/models/signpipe-fingerspelling/")
     assert json.loads(model["versionDescription"]) == {"uri": entry.uri, "bundle": "model.zip", "score": 0.42,
-                                                       "preset": "small", "run": "Run_1"}
+                                                       "preset": "small", "run": "Run_1", "chain_best": 0.42}
     assert set(model["versionAliases"]) == {"champion", "default"}  # the SDK adds "default" for the default version
     assert model["labels"] == {"preset": "small", "run": "run_1"}
     assert "parentModel" not in upload["body"]

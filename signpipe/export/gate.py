@@ -13,6 +13,9 @@ Criteria, each with its measured value and threshold in the report:
 - score: the protocol's score (`signpipe.export.evaluate`) on the evaluation corpus at least
   `min_score`; with a champion bundle, also at least the champion's score on the same corpus
   minus `champion_margin`.
+- a champion that cannot be read: when the registry names a champion whose entry, evaluation or
+  bundle cannot be read or scored, the "vs champion" criterion fails and says why. Dropping the
+  comparison would let publish promote a model nobody compared with production.
 
 `judge` holds the rules and works on measurements alone (tests and pipelines that measured
 already); `run_gate` measures a bundle and then judges it. The report is Markdown, so the
@@ -21,9 +24,11 @@ pipeline can show it as an artifact and a person can read why a model was held b
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +83,14 @@ def with_plumbing_note(result: GateResult) -> GateResult:
 
 
 @dataclasses.dataclass(frozen=True)
+class UnreadableChampion:
+    """A champion the registry names but the gate cannot score: `run_gate` fails its "vs
+    champion" criterion with `reason` instead of leaving the comparison out."""
+
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
 class GateMeasurements:
     """What the gate judges; `latency_p95_ms` and `champion_score` may be absent."""
 
@@ -89,19 +102,26 @@ class GateMeasurements:
     latency_mean_ms: float | None = None
     latency_mean_note: str = "evaluation corpus"
     """Where the mean latency was measured, shown beside it in the report."""
+    champion_problem: str = ""
+    """Why a champion the registry names could not be scored (the comparison then fails)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Criterion:
     name: str
     measured: float
-    threshold: float
+    threshold: float | None
+    """None only with a `problem`: there was nothing to compare with."""
     comparison: str  # "<=", ">=" or ">" (strictly above: a baseline to beat, not a floor to reach)
     unit: str = ""
     note: str = ""
+    problem: str = ""
+    """Why the criterion could not be checked; such a criterion fails."""
 
     @property
     def passed(self) -> bool:
+        if self.problem or self.threshold is None:
+            return False
         if self.comparison == "<=":
             return self.measured <= self.threshold
         if self.comparison == ">":
@@ -138,12 +158,10 @@ class GateResult:
             unit = f" {c.unit}" if c.unit else ""
             result = "pass" if c.passed else "**FAIL**"
             name = f"{c.name} ({c.note})" if c.note else c.name
-            lines.append(f"| {name} | {_number(c.measured)}{unit} | {c.comparison} {_number(c.threshold)}{unit} | {result} |")
+            threshold = f"{c.comparison} {_number(c.threshold)}{unit}" if c.threshold is not None else "not measurable"
+            lines.append(f"| {name} | {_number(c.measured)}{unit} | {threshold} | {result} |")
         if self.failed:
-            lines += ["", "Failed: " + "; ".join(
-                f"{c.name} is {_number(c.measured)}{' ' + c.unit if c.unit else ''}, "
-                f"needs {c.comparison} {_number(c.threshold)}{' ' + c.unit if c.unit else ''}" for c in self.failed
-            ) + "."]
+            lines += ["", "Failed: " + "; ".join(_failure(c) for c in self.failed) + "."]
         if self.context:
             lines += [""] + [f"- {label}: {value}" for label, value in self.context]
         return "\n".join(lines) + "\n"
@@ -160,6 +178,14 @@ class GateResult:
 
 def _number(value: float) -> str:
     return f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+
+
+def _failure(c: Criterion) -> str:
+    """One failed criterion as the report's closing line names it."""
+    if c.problem:
+        return f"{c.name}: {c.problem}"
+    unit = f" {c.unit}" if c.unit else ""
+    return f"{c.name} is {_number(c.measured)}{unit}, needs {c.comparison} {_number(c.threshold)}{unit}"
 
 
 def judge(
@@ -190,7 +216,10 @@ def judge(
         criteria.append(Criterion(MEAN_LATENCY_CRITERION, measurements.latency_mean_ms, thresholds.max_mean_latency_ms,
                                   "<=", "ms", measurements.latency_mean_note))
     criteria.append(Criterion(f"{measurements.metric}", measurements.score, thresholds.min_score, ">="))
-    if measurements.champion_score is not None:
+    if measurements.champion_problem:
+        criteria.append(Criterion(f"{measurements.metric} vs champion", measurements.score, None, ">=",
+                                  note="champion unreadable", problem=measurements.champion_problem))
+    elif measurements.champion_score is not None:
         criteria.append(
             Criterion(
                 f"{measurements.metric} vs champion",
@@ -257,16 +286,76 @@ def measure_latency(
     return latency_summary(seconds)
 
 
+CHAMPION_READ_ERRORS = (SignpipeError, OSError, ValueError, RuntimeError, KeyError)
+"""What reading or scoring a champion bundle raises when the bundle is missing, damaged, or not
+one the evaluation corpus' protocol can call."""
+
+
+def score_champion(champion: str | Path | Bundle | UnreadableChampion, score: Any) -> tuple[float | None, str]:
+    """(the champion's score, "") from `score(champion)`, or (None, why it could not be scored):
+    the gate then fails its comparison instead of dropping it."""
+    if isinstance(champion, UnreadableChampion):
+        return None, champion.reason
+    where = champion.path if isinstance(champion, Bundle) else champion
+    try:
+        return float(score(champion)), ""
+    except CHAMPION_READ_ERRORS as exc:
+        return None, f"the champion bundle {where} cannot be scored ({exc}); the comparison with production cannot be made"
+
+
+@dataclasses.dataclass(frozen=True)
+class RegistryChampion:
+    """The champion a gate compares with, as read from a model registry: its entry (None when the
+    registry has none, or names one whose entry cannot be read), a local path to its bundle, or
+    the `problem` that keeps it from being read."""
+
+    entry: Any | None
+    bundle: Path | None = None
+    problem: str = ""
+
+    @property
+    def for_gate(self) -> Path | UnreadableChampion | None:
+        """What `run_gate` and `run_signs_gate` take as `champion`."""
+        return UnreadableChampion(self.problem) if self.problem else self.bundle
+
+
+@contextlib.contextmanager
+def registry_champion(registry: Any) -> Iterator[RegistryChampion]:
+    """The champion of `registry` (`signpipe.registry`), its bundle made local for the time of the
+    block (downloaded into a scratch folder when it is in Cloud Storage and not mounted). A champion
+    the registry names but whose entry, recorded evaluation or bundle cannot be read comes back as
+    a `problem`, never as "no champion"."""
+    from signpipe.registry import score_of
+
+    with tempfile.TemporaryDirectory(prefix="signpipe-champion-") as scratch:
+        try:
+            entry = registry.champion()
+        except SignpipeError as exc:
+            found = RegistryChampion(None, problem=f"the registry {registry.uri} names a champion that cannot be read "
+                                                   f"({exc}); the comparison with production cannot be made")
+        else:
+            found = RegistryChampion(None)
+            if entry is not None:
+                try:
+                    score_of(entry.evaluation, f"its recorded evaluation ({entry.uri})")
+                    found = RegistryChampion(entry, registry.local_bundle(entry, Path(scratch)))
+                except SignpipeError as exc:
+                    found = RegistryChampion(entry, problem=f"the registry {registry.uri} names champion {entry.version}, "
+                                                            f"but {exc}; the comparison with production cannot be made")
+        yield found
+
+
 def run_gate(
     bundle: str | Path | Bundle,
     data: str | Path,
     thresholds: GateThresholds = GateThresholds(),
-    champion: str | Path | Bundle | None = None,
+    champion: str | Path | Bundle | UnreadableChampion | None = None,
     evaluation: Any | None = None,
 ) -> GateResult:
     """Measure `bundle` (size, latency, score on the corpus at `data`) and judge it; the champion,
     when given, is scored on the same corpus. A ready `evaluation` (an `EvaluationResult` of this
-    bundle on `data`) saves scoring it again."""
+    bundle on `data`) saves scoring it again. A champion that cannot be read or scored (or an
+    `UnreadableChampion`) fails the "vs champion" criterion with the reason."""
     from signpipe.data.corpus import open_corpus
     from signpipe.export.evaluate import IsolatedSignsProtocol, evaluate_bundle, protocol_for
 
@@ -293,12 +382,16 @@ def run_gate(
             f"{thresholds.latency_calls} calls at {thresholds.latency_frames}/{thresholds.latency_frames - 1} frames, "
             f"p50 {latency['p50']} ms, p95 {latency['p95']} ms"
         )
-    champion_score = None
+    champion_score, champion_problem = None, ""
     if champion is not None:
-        champion_bundle = champion if isinstance(champion, Bundle) else protocol.read_bundle(champion)
-        champion_result = evaluate_bundle(champion_bundle, data, threads=thresholds.latency_threads)
-        champion_score = champion_result.score
-        context["champion"] = f"`{champion_bundle.path}`, {evaluation.metric} {champion_score:.4f}"
+        def score(candidate: str | Path | Bundle) -> float:
+            read = candidate if isinstance(candidate, Bundle) else protocol.read_bundle(candidate)
+            return evaluate_bundle(read, data, threads=thresholds.latency_threads).score
+
+        champion_score, champion_problem = score_champion(champion, score)
+        if champion_score is not None:
+            where = champion.path if isinstance(champion, Bundle) else champion
+            context["champion"] = f"`{where}`, {evaluation.metric} {champion_score:.4f}"
     measurements = GateMeasurements(bundle.model_mb, evaluation.score, latency_p95, champion_score, evaluation.metric,
-                                    evaluation.latency_ms.get("mean"))
+                                    evaluation.latency_ms.get("mean"), champion_problem=champion_problem)
     return judge(measurements, thresholds, str(bundle.path), context)

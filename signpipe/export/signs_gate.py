@@ -36,7 +36,9 @@ from signpipe.export.gate import (
     GateMeasurements,
     GateResult,
     GateThresholds,
+    UnreadableChampion,
     judge,
+    score_champion,
 )
 
 LATENCY_CRITERION = MEAN_LATENCY_CRITERION
@@ -121,11 +123,13 @@ def judge_signs(
     subject: str = "",
     context: dict[str, str] | None = None,
     majority: MajorityBaseline | None = None,
+    champion_problem: str = "",
 ) -> GateResult:
     """The verdict on measured values: `judge`'s criteria, the mean latency after the size, and
-    with `majority` (the evaluation corpus' baseline) the accuracy strictly above it, last."""
+    with `majority` (the evaluation corpus' baseline) the accuracy strictly above it, last. A
+    `champion_problem` (a champion that could not be scored) fails the comparison with it."""
     measurements = GateMeasurements(model_mb, accuracy, None, champion_accuracy, "accuracy", float(mean_latency_ms),
-                                    latency_note)
+                                    latency_note, champion_problem)
     result = judge(measurements, thresholds.shared(), subject, context)
     if majority is None:
         return result
@@ -137,14 +141,14 @@ def run_signs_gate(
     bundle: str | Path | Bundle,
     data: str | Path,
     thresholds: SignsGateThresholds = SignsGateThresholds(),
-    champion: str | Path | Bundle | None = None,
+    champion: str | Path | Bundle | UnreadableChampion | None = None,
     evaluation: EvaluationResult | None = None,
     threads: int = 1,
 ) -> GateResult:
     """Judge `bundle` on the asl-signs corpus at `data` (scored now unless `evaluation`, an
     `EvaluationResult` of this bundle on `data`, is given) against the thresholds and the corpus'
     majority-class baseline; a champion bundle is scored on the same corpus with the same number
-    of threads."""
+    of threads; one that cannot be read or scored fails the comparison with the reason."""
     bundle = bundle if isinstance(bundle, Bundle) else read_bundle(bundle, check_model=False)
     if evaluation is None:
         evaluation = evaluate_bundle(bundle.path, data, threads=threads)
@@ -157,14 +161,18 @@ def run_signs_gate(
     top3 = evaluation.details.get("top3_accuracy")
     if top3 is not None:
         context["top-3 accuracy"] = f"{top3:.4f}"
-    champion_accuracy = None
+    champion_accuracy, champion_problem = None, ""
     if champion is not None:
-        champion_path = champion.path if isinstance(champion, Bundle) else Path(champion)
-        champion_result = evaluate_bundle(champion_path, data, threads=evaluation.threads)
-        champion_accuracy = champion_result.score
-        context["champion"] = f"`{champion_path}`, accuracy {champion_accuracy:.4f}"
+        def score(candidate: str | Path | Bundle) -> float:
+            path = candidate.path if isinstance(candidate, Bundle) else Path(candidate)
+            return evaluate_bundle(path, data, threads=evaluation.threads).score
+
+        champion_accuracy, champion_problem = score_champion(champion, score)
+        if champion_accuracy is not None:
+            where = champion.path if isinstance(champion, Bundle) else champion
+            context["champion"] = f"`{where}`, accuracy {champion_accuracy:.4f}"
     majority = majority_baseline(data)
     context["majority baseline"] = majority.note
     note = f"{evaluation.n_sequences} sequences, {evaluation.threads} thread{'s' if evaluation.threads > 1 else ''}"
     return judge_signs(bundle.model_mb, evaluation.score, latency["mean"], thresholds, champion_accuracy, note,
-                       str(bundle.path), context, majority)
+                       str(bundle.path), context, majority, champion_problem)
