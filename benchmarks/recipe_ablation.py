@@ -47,9 +47,11 @@ each pinned to one core (on 2 cores that is about 1.2 x the throughput of one pr
 both). Finished jobs are kept in the workdir: re-running with the same `--workdir` and settings
 only runs what is missing.
 
-Default: 1,000 labelled sequences, T = S = 2,000, P = 2,000, 3 seeds: about 80 minutes on 2 idle
-CPU cores. `--quick`: 400 labelled, T = S = 800, P = 600, 3 seeds, 200 held-out sequences, about
-15 minutes; its numbers are a look, not a result. docs/results.md has a full run.
+Default: 1,000 labelled sequences, T = S = 2,000, P = 2,000, 3 seeds: 62 minutes on 2 CPU cores
+(measured, docs/results.md). `--quick`: 400 labelled, T = S = 800, P = 300, 3 seeds, 200 held-out
+sequences: about 19 minutes; a look, not a result (with 600 steps it ran in 17 minutes, but the
+tiny model was still leaving CTC's blank plateau and seeds differed by 0.05-0.08). More seeds on
+an earlier workdir: `--seeds 5 --workdir SAME` runs only the new seeds' jobs.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ class Scale:
 
 
 DEFAULT = Scale(labelled=1000, heldout=400, teacher_steps=2000, student_steps=2000, pretrain_steps=2000, seeds=3)
-QUICK = Scale(labelled=400, heldout=200, teacher_steps=600, student_steps=600, pretrain_steps=300, seeds=3)
+QUICK = Scale(labelled=400, heldout=200, teacher_steps=800, student_steps=800, pretrain_steps=300, seeds=3)
 
 COMPARISONS = (
     # (name, group, row, baseline row)
@@ -585,7 +587,7 @@ def interval_svg(table: list[dict], comparisons: list[dict], title: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="The ~15-minute look (smaller corpus, shorter runs).")
+    parser.add_argument("--quick", action="store_true", help="The ~19-minute look (smaller corpus, shorter runs).")
     parser.add_argument("--seeds", type=int, default=None, help="Training seeds per row (at least 3; default 3).")
     parser.add_argument("--workdir", type=Path, default=None, help="Corpora, runs and results (kept for --workdir reuse).")
     parser.add_argument("--json", type=Path, default=None, help="Write the table and the comparisons here.")
