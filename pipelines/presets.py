@@ -263,8 +263,9 @@ _SMOKE_TRAINING = {
 # `benchmarks/recipe_ablation.py` at this model's scale (docs/results.md, 3 seeds, held-out signers):
 # - pretrain: -0.0005 [-0.019, +0.018] with 10x unlabelled data, -0.013 with 15% of the labels (below
 #   zero in every seed), and the longest stage (one pretraining run = three finetuning runs);
-# - noisy_student: +0.007 [-0.008, +0.023], not resolved, and it needs the teacher's run and an
-#   alignment first; as many more teacher steps scored the same (0.888 vs 0.884);
+# - noisy_student: +0.0075 [+0.002, +0.013] over the teacher at equal steps (5 seeds), but it needs the
+#   teacher's run and an alignment first, about doubling the job; as many more teacher steps scored the
+#   same in the one run that compared them (0.888 vs 0.884), so the minutes go to the teacher;
 # - distill: +0.009 for a 1x64 student over the same student alone, but still below its teacher; the
 #   tiny model is 0.4 MB, there is nothing to shrink.
 _LOCAL_TRAINING = {"finetune": StageTraining("local")}  # its one padded length is the training preset's
