@@ -258,33 +258,27 @@ def decode_job(spec: dict[str, Any]) -> dict[str, Any]:
     from signpipe.decode import beam_search_phrases, decode_phrases
     from signpipe.landmarks.shards import read_manifest
     from signpipe.metrics import normalized_levenshtein
-    from signpipe.train.data import character_map_of, load_labelled_split
+    from signpipe.train.data import character_map_of, load_labelled_split, validation_batches
     from signpipe.train.finetune import load_finetuned_model
 
     model, config, _ = load_finetuned_model(spec["teacher"], which="best", use_ema=True)
     shards = spec["heldout_shards"]
     character_map = character_map_of(shards, read_manifest(shards))
-    splits = [load_labelled_split(shards, split, config.max_label_length) for split in ("train", "validation")]
-    features = [f for split in splits for f in split.features]
-    truths = [p for split in splits for p in split.phrases]
     log_probs = make_log_prob_function(model)
-    greedy, beam = [], []
+    truths, greedy, beam = [], [], []
     greedy_seconds = beam_seconds = 0.0
-    for start in range(0, len(features), 32):
-        chunk = features[start : start + 32]
-        length = max(len(f) for f in chunk)
-        length = -(-length // 32) * 32
-        inputs = np.zeros((len(chunk), length, chunk[0][0].size), np.float32)
-        mask = np.zeros((len(chunk), length), bool)
-        for row, f in enumerate(chunk):
-            inputs[row, : len(f)], mask[row, : len(f)] = f.reshape(len(f), -1), True
-        values = log_probs(inputs, mask)
-        t0 = time.perf_counter()
-        greedy += decode_phrases(values, mask, character_map)
-        t1 = time.perf_counter()
-        beam += beam_search_phrases(values, mask, character_map, beam_width=BEAM_WIDTH)
-        greedy_seconds += t1 - t0
-        beam_seconds += time.perf_counter() - t1
+    for split in ("train", "validation"):
+        sequences = load_labelled_split(shards, split, config.max_label_length)
+        for batch, real in validation_batches(sequences, 32, 32, config.max_label_length):
+            mask = batch["mask"][: len(real)]
+            values = log_probs(batch["inputs"][: len(real)], mask)
+            truths += [sequences.phrases[i] for i in real]
+            t0 = time.perf_counter()
+            greedy += decode_phrases(values, mask, character_map)
+            t1 = time.perf_counter()
+            beam += beam_search_phrases(values, mask, character_map, beam_width=BEAM_WIDTH)
+            greedy_seconds += t1 - t0
+            beam_seconds += time.perf_counter() - t1
     n = len(truths)
     return {
         "greedy_score": normalized_levenshtein(truths, greedy),
@@ -303,6 +297,8 @@ JOB_FUNCTIONS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 
 def run_job(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
     """Worker entry: run one job; the workdir is started afresh unless a finished result is there."""
+    from signpipe.data.atomic import atomic_write_text
+
     workdir = Path(spec["workdir"])
     result_file = workdir / "result.json"
     if workdir.exists():
@@ -311,9 +307,7 @@ def run_job(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     result = JOB_FUNCTIONS[kind](spec)
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
-    payload = {"spec": spec, "result": result}
-    result_file.with_suffix(".partial").write_text(json.dumps(payload, indent=1, default=str))
-    result_file.with_suffix(".partial").rename(result_file)
+    atomic_write_text(result_file, json.dumps({"spec": spec, "result": result}, indent=1, default=str))
     return result
 
 
