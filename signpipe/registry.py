@@ -116,12 +116,18 @@ class ModelRegistry(Protocol):
     def local_bundle(self, entry: RegistryEntry, scratch: Path) -> Path: ...
 
 
+def _finite_or_none(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
 def score_of(evaluation: Mapping[str, Any], where: str = "evaluation") -> float:
     """The score an evaluation reports (`signpipe.export` writes it as "score")."""
-    value = evaluation.get(SCORE_KEY)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise SignpipeError(f"{where}: expected a finite number under {SCORE_KEY!r}, found {value!r}")
-    return float(value)
+    score = _finite_or_none(evaluation.get(SCORE_KEY))
+    if score is None:
+        raise SignpipeError(f"{where}: expected a finite number under {SCORE_KEY!r}, found {evaluation.get(SCORE_KEY)!r}")
+    return score
 
 
 def beats_champion(evaluation: Mapping[str, Any], champion: RegistryEntry | None, champion_margin: float = 0.0) -> bool:
@@ -133,12 +139,6 @@ def beats_champion(evaluation: Mapping[str, Any], champion: RegistryEntry | None
     if champion is None:
         return True
     return score_of(evaluation, "new model") >= score_of(champion.evaluation, f"champion {champion.version}") - champion_margin
-
-
-def _finite_or_none(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
 
 
 def chain_best_of(champion: RegistryEntry) -> float:
