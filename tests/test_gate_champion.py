@@ -154,15 +154,23 @@ def test_a_champion_whose_entry_or_evaluation_is_damaged_is_a_problem(tmp_path):
 # --- the gate steps ---------------------------------------------------------------------------------
 
 
-def signs_gate_run(tmp_path: Path, corpus: Path, registry: Path, folder: str, accuracy: float = 0.9, **thresholds):
+def gate_step_artifacts(tmp_path: Path, folder: str, columns: list[str], task: str, metric: str, score: float,
+                        corpus: Path, n_sequences: int):
+    """A fake bundle, its evaluation artifact and the gate step's output artifacts, under `folder`."""
     bundle = artifact(Model, tmp_path / folder, "bundle")
-    fake_bundle(Path(bundle.path), ["x", "y", "z"])
+    fake_bundle(Path(bundle.path), columns)
     evaluation = artifact(Artifact, tmp_path / folder, "evaluation")
     Path(evaluation.path).mkdir()
     (Path(evaluation.path) / "evaluation.json").write_text(json.dumps(evaluation_dict(
-        "isolated_signs", "accuracy", accuracy, Path(bundle.path) / "model.zip", corpus, 6)))
+        task, metric, score, Path(bundle.path) / "model.zip", corpus, n_sequences)))
     outputs = {name: artifact(kind, tmp_path / folder, name) for name, kind in (
         ("verdict", Artifact), ("report", HTML), ("report_markdown", Markdown), ("metrics", Metrics))}
+    return bundle, evaluation, outputs
+
+
+def signs_gate_run(tmp_path: Path, corpus: Path, registry: Path, folder: str, accuracy: float = 0.9, **thresholds):
+    bundle, evaluation, outputs = gate_step_artifacts(tmp_path, folder, ["x", "y", "z"], "isolated_signs", "accuracy",
+                                                      accuracy, corpus, 6)
     settings = {"min_accuracy": 0.0, "max_model_mb": 40.0, "max_mean_latency_ms": 100.0, "champion_margin": 0.0, **thresholds}
     passed = gate_signs.python_func(bundle=bundle, evaluation=evaluation, eval_corpus=Dataset(name="c", uri=str(corpus)),
                                     registry=str(registry), registry_storage="", **settings, **outputs)
@@ -204,14 +212,8 @@ def test_fingerspelling_gate_step_fails_loudly_on_a_damaged_champion_bundle(fing
     champion = registry.publish(fake_bundle(tmp_path / "old", ["x_face_0"]), {"score": 0.4, "metric": "normalized_levenshtein"})
 
     def run(folder: str, score: float):
-        bundle = artifact(Model, tmp_path / folder, "bundle")
-        fake_bundle(Path(bundle.path), ["x_face_0"])
-        evaluation = artifact(Artifact, tmp_path / folder, "evaluation")
-        Path(evaluation.path).mkdir()
-        (Path(evaluation.path) / "evaluation.json").write_text(json.dumps(evaluation_dict(
-            "fingerspelling", "normalized_levenshtein", score, Path(bundle.path) / "model.zip", corpus, 25)))
-        outputs = {name: artifact(kind, tmp_path / folder, name) for name, kind in (
-            ("verdict", Artifact), ("report", HTML), ("report_markdown", Markdown), ("metrics", Metrics))}
+        bundle, evaluation, outputs = gate_step_artifacts(tmp_path, folder, ["x_face_0"], "fingerspelling",
+                                                          "normalized_levenshtein", score, corpus, 25)
         passed = gate.python_func(bundle=bundle, evaluation=evaluation, eval_corpus=Dataset(name="c", uri=str(corpus)),
                                   registry=str(registry.root), registry_storage="", min_score=0.0, max_model_mb=40.0,
                                   max_latency_p95_ms=0.0, latency_frames=16, champion_margin=0.0, **outputs)

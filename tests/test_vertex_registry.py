@@ -22,11 +22,11 @@ import re
 import threading
 import time
 import types
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 import pytest
+from fake_http import JsonHandler, serving
 
 from signpipe.errors import SignpipeError
 from signpipe.export.gate import UnreadableChampion, registry_champion
@@ -85,27 +85,12 @@ class Cloud:
         return None
 
 
-class CloudServer(BaseHTTPRequestHandler):
+class CloudServer(JsonHandler):
     cloud: Cloud
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def _send(self, status: int, body: bytes = b"", content_type: str = "application/json", headers: dict | None = None):
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _json(self, body: dict, status: int = 200) -> None:
-        self._send(status, json.dumps(body).encode())
 
     def _error(self, status: int, message: str) -> None:
         reason = {404: "notFound", 412: "conditionNotMet"}.get(status, "error")
-        self._json({"error": {"code": status, "message": message, "errors": [{"reason": reason, "message": message}]}}, status)
+        self._reply({"error": {"code": status, "message": message, "errors": [{"reason": reason, "message": message}]}}, status)
 
     def _handle(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -126,16 +111,16 @@ class CloudServer(BaseHTTPRequestHandler):
                 wanted = re.fullmatch(r'display_name="(.*)"', query.get("filter", ""))
                 found = [m for m in cloud.models.values() if wanted is None or m["displayName"] == wanted.group(1)]
                 found.sort(key=lambda m: m["createTime"])
-                return self._json({"models": [self._default(m) for m in found]})
+                return self._reply({"models": [self._default(m) for m in found]})
             match = re.fullmatch(rf"{PARENT}/models/(\d+)(?:@([\w-]+))?(:listVersions)?", path)
             if method == "GET" and match and match.group(1) in cloud.models:
                 model = cloud.models[match.group(1)]
                 if match.group(3):
-                    return self._json({"models": list(model["versions"])})
+                    return self._reply({"models": list(model["versions"])})
                 wanted = match.group(2) or "default"
                 for version in model["versions"]:
                     if wanted == version["versionId"] or wanted in version.get("versionAliases", []):
-                        return self._json(version)
+                        return self._reply(version)
         return self._error(404, f"{path} not found")
 
     def _default(self, model: dict) -> dict:
@@ -168,7 +153,7 @@ class CloudServer(BaseHTTPRequestHandler):
                                       "versionCreateTime": rfc3339(datetime.datetime.now(datetime.timezone.utc))})
             cloud.requests.append({"api": "vertex", "method": "DONE", "path": f"{PARENT}/models:upload", "query": {},
                                    "body": {"model": name, "version": version_id}})
-        self._json({"name": f"{name}/operations/{cloud.counter}", "done": True, "response": {
+        self._reply({"name": f"{name}/operations/{cloud.counter}", "done": True, "response": {
             "@type": "type.googleapis.com/google.cloud.aiplatform.v1.UploadModelResponse", "model": name,
             "modelVersionId": version_id}})
 
@@ -182,7 +167,7 @@ class CloudServer(BaseHTTPRequestHandler):
             bucket, _, name = path.split("/b/", 1)[1].partition("/o/")
             bucket, name = unquote(bucket), unquote(name)
             if not name:  # the client's background look-up of the bucket's location
-                return self._json({"kind": "storage#bucket", "name": bucket, "location": "EUROPE-WEST4",
+                return self._reply({"kind": "storage#bucket", "name": bucket, "location": "EUROPE-WEST4",
                                    "projectNumber": "123"})
         with cloud.guard:
             cloud.requests.append({"api": "storage", "method": method, "path": path, "name": name, "query": query})
@@ -193,7 +178,7 @@ class CloudServer(BaseHTTPRequestHandler):
                     cloud.contended.set()
                 return self._error(404 if stored is None and method != "POST" else 412, f"precondition on {name} failed")
             if method == "POST":
-                return self._json(cloud.resource(cloud.put_object(bucket, name, data)))
+                return self._reply(cloud.resource(cloud.put_object(bucket, name, data)))
             if stored is None:
                 return self._error(404, f"No such object: {bucket}/{name}")
             if method == "DELETE":
@@ -202,7 +187,7 @@ class CloudServer(BaseHTTPRequestHandler):
             if path.startswith("/download/"):
                 return self._send(200, stored["data"], "application/octet-stream",
                                   {"x-goog-generation": str(stored["generation"])})
-            return self._json(cloud.resource(stored))
+            return self._reply(cloud.resource(stored))
 
     def _multipart(self, raw: bytes) -> tuple[dict, bytes]:
         header = f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode()
@@ -210,14 +195,6 @@ class CloudServer(BaseHTTPRequestHandler):
         metadata_part, media_part = message.get_payload()
         return json.loads(metadata_part.get_payload(decode=True)), media_part.get_payload(decode=True)
 
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
 
 
 @pytest.fixture
@@ -228,19 +205,13 @@ def cloud(monkeypatch):
     from google.cloud import aiplatform
 
     state = Cloud()
-    handler = type("Handler", (CloudServer,), {"cloud": state})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    endpoint = f"http://127.0.0.1:{httpd.server_address[1]}"
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", endpoint)
-    monkeypatch.setattr("signpipe.registry.gcs_local_path", lambda uri: None if uri.startswith("gs://") else Path(uri))
-    aiplatform.init(project=PROJECT, location=REGION, api_endpoint=endpoint, api_transport="rest",
-                    credentials=AnonymousCredentials())
-    state.endpoint = endpoint
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(type("Handler", (CloudServer,), {"cloud": state})) as endpoint:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", endpoint)
+        monkeypatch.setattr("signpipe.registry.gcs_local_path", lambda uri: None if uri.startswith("gs://") else Path(uri))
+        aiplatform.init(project=PROJECT, location=REGION, api_endpoint=endpoint, api_transport="rest",
+                        credentials=AnonymousCredentials())
+        state.endpoint = endpoint
+        yield state
 
 
 def registry(**lock) -> VertexModelRegistry:

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 import pytest
+from fake_http import JsonHandler, serving
 from google.cloud.aiplatform_v1.types import AcceleratorType
 
 from pipelines.presets import PRESETS
@@ -38,7 +37,7 @@ SERVICE_ACCOUNT = f"signpipe-pipeline@{PROJECT}.iam.gserviceaccount.com"
 REGISTRY = f"{REGION}-docker.pkg.dev/{PROJECT}/signpipe"
 
 
-class VertexRecorder(BaseHTTPRequestHandler):
+class VertexRecorder(JsonHandler):
     """Answers the few Vertex AI REST calls signpipe makes, from an in-memory store, and records
     every request (method, path, query, JSON body)."""
 
@@ -47,17 +46,6 @@ class VertexRecorder(BaseHTTPRequestHandler):
     counter = [0]
     custom_job_states: list[str] = []
     """What a created custom job answers, one state per GET, the last for good (empty: succeeded)."""
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def _reply(self, body: dict, status: int = 200) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def _next_id(self) -> str:
         self.counter[0] += 1
@@ -117,23 +105,11 @@ class VertexRecorder(BaseHTTPRequestHandler):
             return self._reply({collection: listed})
         return self._reply({"error": {"code": 404, "message": f"{path} not found", "status": "NOT_FOUND"}}, 404)
 
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
-
 
 @pytest.fixture(scope="module")
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), VertexRecorder)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with serving(VertexRecorder) as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
