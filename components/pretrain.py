@@ -48,7 +48,9 @@ def pretrain_on_custom_job(
 ):
     """Pretrain in a Vertex AI custom job on `machine` (a `pipelines.presets.Machine` as a dict)
     running `image_uri`; `vertex` names the project, region, service account and TensorBoard.
-    The job reads the shards and writes the workdir through Cloud Storage FUSE (/gcs/...).
+    The job reads the shards and writes the workdir through Cloud Storage FUSE (/gcs/...), except
+    its checkpoints, which Orbax writes to the workdir's gs:// twin directly (FUSE cannot rename
+    a directory: `signpipe.train.checkpoint`).
     `run_name` and `task_name` (the pipeline passes kfp's run and task placeholders) name the job,
     so a retry of this step waits for the job its earlier attempt started, or resumes it if it
     failed, instead of starting a second one (`signpipe.custom_jobs`)."""

@@ -32,6 +32,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import shutil
 import signal
@@ -119,16 +120,90 @@ def training_command_args(stage: str, data_dir: str, workdir: str, preset: str, 
     return ["train", stage.replace("_", "-"), "--data", data_dir, "--workdir", workdir, "--preset", preset, *items]
 
 
+# TPU VM machine types Vertex AI custom training accepts, as its documentation lists them
+# (https://cloud.google.com/vertex-ai/docs/training/configure-compute#tpu, docs/pipelines.md
+# "Checked against the Vertex AI documentation"): the machine type bundles its chips, so the
+# machine spec carries no acceleratorType/acceleratorCount; `tpuTopology` names the slice; the
+# worker pool has one replica, and Vertex provisions the VMs the topology implies.
+@dataclasses.dataclass(frozen=True)
+class TpuVmType:
+    accelerator: str
+    """The Vertex accelerator the machine type bundles (it names the image family, not a request)."""
+    chips_per_vm: int
+    topologies: tuple[str, ...]
+    """The slice shapes Vertex AI trains on with this machine type."""
+
+
+TPU_VM_MACHINE_TYPES = {
+    "ct5lp-hightpu-1t": TpuVmType("TPU_V5_LITEPOD", 1, ("1x1",)),
+    "ct5lp-hightpu-4t": TpuVmType("TPU_V5_LITEPOD", 4, ("2x2", "2x4", "4x4", "4x8", "8x8", "8x16", "16x16")),
+    "ct5lp-hightpu-8t": TpuVmType("TPU_V5_LITEPOD", 8, ("2x4",)),
+}
+_TPU_VM_PATTERN = re.compile(r"^ct[0-9][a-z0-9]*-[a-z]+-[0-9]+t$")
+TPU_HOSTS_ENV = "SIGNPIPE_TPU_HOSTS"
+"""Set on a multi-host TPU slice's containers to its number of VMs, so every host joins the jax
+job (`signpipe.train.mesh`) even where the environment does not describe the slice."""
+
+
+def is_tpu_vm(machine_type: str) -> bool:
+    """Whether `machine_type` is a Cloud TPU VM type (`ct5lp-hightpu-4t`), whose chips come with it."""
+    return bool(_TPU_VM_PATTERN.match(machine_type or ""))
+
+
+def tpu_vm_problems(machine: Mapping[str, Any]) -> list[str]:
+    """What the Vertex AI documentation does not allow in a TPU VM machine (a `Machine` as a dict);
+    empty for a machine that is not a TPU VM."""
+    machine_type = machine.get("machine_type") or ""
+    if not is_tpu_vm(machine_type):
+        return ["tpu_topology is for a TPU VM machine type (ct5lp-hightpu-4t)"] if machine.get("tpu_topology") else []
+    tpu = TPU_VM_MACHINE_TYPES.get(machine_type)
+    if tpu is None:
+        return [f"{machine_type}: a TPU VM type this project has not checked against the Vertex AI documentation "
+                f"(known: {', '.join(TPU_VM_MACHINE_TYPES)})"]
+    problems = []
+    if machine.get("accelerator_type") or machine.get("accelerator_count"):
+        problems.append(f"{machine_type} bundles its {tpu.accelerator} chips: no accelerator_type/accelerator_count "
+                        "(Vertex AI takes the machine type and tpu_topology only)")
+    if machine.get("tpu_topology") not in tpu.topologies:
+        problems.append(f"{machine_type}: tpu_topology {machine.get('tpu_topology')!r} is not one Vertex AI trains on "
+                        f"(expected one of {', '.join(tpu.topologies)})")
+    if int(machine.get("replica_count") or 1) != 1:
+        problems.append(f"{machine_type}: replica_count must be 1; the topology decides the number of VMs "
+                        f"({tpu.chips_per_vm} chips each)")
+    return problems
+
+
+def tpu_vm_hosts(machine_type: str, topology: str) -> int:
+    """The number of VMs of a TPU slice: its chips over the chips of one VM (4x4 on ct5lp-hightpu-4t: 4)."""
+    tpu = TPU_VM_MACHINE_TYPES[machine_type]
+    return max(1, math.prod(int(side) for side in topology.split("x")) // tpu.chips_per_vm)
+
+
 def worker_pool_specs(machine: Mapping[str, Any], image_uri: str, command: Sequence[str],
                       args: Sequence[str]) -> list[dict[str, Any]]:
-    """A custom job's worker pools (`WorkerPoolSpec` fields) on `machine` (`machine_type`,
-    `accelerator_type`, `accelerator_count`, `tpu_topology`, `replica_count`, as a
-    `pipelines.presets.Machine` holds them): the primary replica, then the other replicas as a
-    second pool with the same machine, as jax's multi-host setup (`signpipe.train.mesh`,
-    `CLUSTER_SPEC`) expects."""
+    """A custom job's worker pools (`WorkerPoolSpec` fields of the SDK's `CustomJob`) on `machine`
+    (`machine_type`, `accelerator_type`, `accelerator_count`, `tpu_topology`, `replica_count`, as a
+    `pipelines.presets.Machine` holds them).
+
+    A TPU VM slice is one pool of one replica whose machine spec is the machine type and the
+    topology; Vertex AI starts every VM of the slice and runs the container on each (a multi-host
+    slice's containers also get `TPU_HOSTS_ENV`). Any other machine: the primary replica, then the
+    other replicas as a second pool with the same machine, Vertex's layout for distributed
+    training (`CLUSTER_SPEC`, which `signpipe.train.mesh` numbers processes from)."""
     machine_type = machine.get("machine_type") or ""
     if not machine_type:
         raise ConfigError("worker pools exist only for a machine with a machine_type (a custom job)")
+    problems = tpu_vm_problems(machine)
+    if problems:
+        raise ConfigError(f"machine {machine_type}: " + "; ".join(problems))
+    container: dict[str, Any] = {"image_uri": image_uri, "command": list(command), "args": list(args)}
+    if is_tpu_vm(machine_type):
+        topology = machine["tpu_topology"]
+        hosts = tpu_vm_hosts(machine_type, topology)
+        if hosts > 1:
+            container["env"] = [{"name": TPU_HOSTS_ENV, "value": str(hosts)}]
+        return [{"machine_spec": {"machine_type": machine_type, "tpu_topology": topology}, "replica_count": 1,
+                 "container_spec": container}]
     replicas = int(machine.get("replica_count") or 1)
     if replicas < 1:
         raise ConfigError(f"machine {machine_type}: replica_count must be at least 1, got {replicas}")
@@ -136,9 +211,6 @@ def worker_pool_specs(machine: Mapping[str, Any], image_uri: str, command: Seque
     if machine.get("accelerator_type"):
         machine_spec["accelerator_type"] = machine["accelerator_type"]
         machine_spec["accelerator_count"] = int(machine.get("accelerator_count") or 0)
-    if machine.get("tpu_topology"):
-        machine_spec["tpu_topology"] = machine["tpu_topology"]
-    container = {"image_uri": image_uri, "command": list(command), "args": list(args)}
     pools = [{"machine_spec": machine_spec, "replica_count": 1, "container_spec": container}]
     if replicas > 1:
         pools.append({"machine_spec": dict(machine_spec), "replica_count": replicas - 1, "container_spec": dict(container)})
@@ -360,14 +432,20 @@ def _create(settings: VertexSettings, identity: JobIdentity, name: str, worker_p
 
 def _adopt_workdir(previous: str, workdir: str) -> None:
     """Copy an earlier attempt's workdir into this attempt's, when kfp gave the two different
-    paths: training resumes from (or the result is read from) this attempt's workdir."""
+    paths: training resumes from (or the result is read from) this attempt's workdir. The
+    checkpoints are copied where `signpipe.train.checkpoint` keeps them (`gs://` for a workdir on
+    the /gcs mount), the rest through the mount."""
     if not previous or Path(previous) == Path(workdir):
         return
     if not Path(previous).is_dir():
         _say(f"the earlier job's workdir {previous} is not readable here: nothing to carry over")
         return
+    from signpipe.train.checkpoint import CHECKPOINT_DIR, copy_checkpoints
+
     _say(f"carrying the earlier job's workdir {previous} over to {workdir}")
-    shutil.copytree(previous, workdir, dirs_exist_ok=True)
+    shutil.copytree(previous, workdir, dirs_exist_ok=True,
+                    ignore=lambda folder, names: [CHECKPOINT_DIR] if Path(folder) == Path(previous) else [])
+    copy_checkpoints(previous, workdir)
 
 
 def run_training_custom_job(
@@ -390,7 +468,8 @@ def run_training_custom_job(
     `machine` (a `Machine` as a dict) running `image_uri`, wait for it, and return the stage's
     final metrics from `workdir`. `vertex` is the pipeline's `vertex` parameter (project, region,
     pipeline root, service account, TensorBoard); `data_dir` and `workdir` are /gcs/... paths, which
-    the job's machines see through Cloud Storage FUSE as the launching step does."""
+    the job's machines see through Cloud Storage FUSE as the launching step does (the training
+    checkpoints go to the workdir's `gs://` twin directly: `signpipe.train.checkpoint`)."""
     settings = VertexSettings.from_parameter(vertex)
     if not settings.pipeline_root:
         raise ConfigError(f"{stage} custom job: no pipeline_root in the pipeline's `vertex` parameter (submit sets it)")

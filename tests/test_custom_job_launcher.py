@@ -24,8 +24,8 @@ from signpipe.errors import ConfigError, SignpipeError
 RUN, TASK = "signpipe-fingerspelling-small-20260105030000", "pretrain-on-custom-job"
 IDENTITY = JobIdentity(RUN, TASK)
 IMAGE = "europe-west4-docker.pkg.dev/my-project/signpipe/signpipe-jax-tpu:abc123"
-MACHINE = {"cpu": "24", "memory": "48G", "machine_type": "ct5lp-hightpu-4t", "accelerator_type": "TPU_V5_LITEPOD",
-           "accelerator_count": 4, "tpu_topology": "2x2", "replica_count": 1}
+MACHINE = {"cpu": "24", "memory": "48G", "machine_type": "ct5lp-hightpu-4t", "accelerator_type": "", "accelerator_count": 0,
+           "tpu_topology": "2x2", "replica_count": 1}
 TENSORBOARD = f"{PARENT}/tensorboards/42"
 RUNNING, SUCCEEDED, FAILED = "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED"
 
@@ -131,6 +131,28 @@ def test_a_relaunch_carries_over_a_workdir_kfp_moved(vertex, tmp_path):
     assert (workdir / "checkpoints" / "40" / "state").read_text() == "weights"  # the new job resumes from it
     args = creates()[0]["body"]["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]["args"]
     assert args[args.index("--workdir") + 1] == str(workdir)
+
+
+def test_a_relaunch_copies_the_checkpoints_where_training_keeps_them(vertex, tmp_path, monkeypatch):
+    """On Vertex the checkpoints of a /gcs workdir live at its gs:// twin, not under the mount
+    (`signpipe.train.checkpoint`): the carried-over workdir gets them there, its other files through
+    the mount. Here a local folder stands in for the bucket."""
+    from etils import epath
+
+    import signpipe.train.checkpoint as checkpoint
+
+    mount, bucket = tmp_path / "gcs", tmp_path / "bucket"
+    monkeypatch.setattr(checkpoint, "storage_path", lambda path: epath.Path(str(path).replace(str(mount), str(bucket), 1)))
+    earlier = finished_workdir(mount / "attempt-1" / "model")
+    (earlier / "metrics.jsonl").write_text("{}\n")
+    (bucket / "attempt-1" / "model" / "checkpoints" / "40").mkdir(parents=True)
+    (bucket / "attempt-1" / "model" / "checkpoints" / "40" / "commit_success.txt").write_text("done")
+    earlier_job(77, [FAILED], earlier)
+    workdir = mount / "attempt-2" / "model"
+    VertexRecorder.custom_job_states = [SUCCEEDED]
+    assert launch(vertex, workdir)["step"] == 40
+    assert (bucket / "attempt-2" / "model" / "checkpoints" / "40" / "commit_success.txt").read_text() == "done"
+    assert (workdir / "metrics.jsonl").is_file() and not (workdir / "checkpoints").exists()
 
 
 def test_a_job_still_being_cancelled_is_let_finish_then_replaced(vertex, tmp_path):

@@ -87,6 +87,26 @@ def test_tpu_pod_lets_jax_detect_its_peers():
     assert setup.source == "Cloud TPU" and called == [{}]
 
 
+def test_a_vertex_tpu_slice_joins_its_hosts_from_the_tpu_metadata_whatever_cluster_spec_says():
+    """A multi-host slice runs as one worker pool of one replica (`signpipe.custom_jobs` sets the
+    number of VMs in `TPU_HOSTS_ENV`): every host joins the jax job, with jax reading its peers from
+    the TPU metadata rather than from a CLUSTER_SPEC the documentation does not describe for it."""
+    from signpipe.custom_jobs import TPU_HOSTS_ENV as LAUNCHER_NAME
+    from signpipe.train.mesh import TPU_HOSTS_ENV
+
+    assert TPU_HOSTS_ENV == LAUNCHER_NAME
+    one_replica = {"cluster": {"workerpool0": ["host-0:2222"]}, "task": {"type": "workerpool0", "index": 0}}
+    called = []
+    setup = maybe_initialize_distributed({TPU_HOSTS_ENV: "4", "CLUSTER_SPEC": json.dumps(one_replica)},
+                                         initialize=lambda **kw: called.append(kw))
+    assert setup.source == "Cloud TPU slice of 4 hosts" and called == [{}]
+    four = {"cluster": {"workerpool0": ["h0:1", "h1:1", "h2:1", "h3:1"]}, "task": {"type": "workerpool0", "index": 2}}
+    assert distributed_setup_from_env({TPU_HOSTS_ENV: "4", "CLUSTER_SPEC": json.dumps(four)}).source.startswith("Cloud TPU")
+    assert distributed_setup_from_env({TPU_HOSTS_ENV: "1", "CLUSTER_SPEC": json.dumps(one_replica)}) is None
+    with pytest.raises(ConfigError, match="number of hosts"):
+        distributed_setup_from_env({TPU_HOSTS_ENV: "four"})
+
+
 def test_explicit_variables_win_over_cluster_spec():
     spec = {"cluster": {"workerpool0": ["a:1", "b:1"]}, "task": {"type": "workerpool0", "index": 1}}
     setup = distributed_setup_from_env({"CLUSTER_SPEC": json.dumps(spec), "JAX_COORDINATOR_ADDRESS": "c:5"})

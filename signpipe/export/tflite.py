@@ -316,13 +316,14 @@ class LoadedCheckpoint:
 def load_checkpoint(checkpoint: str | Path) -> LoadedCheckpoint:
     """The EMA weights of a finetuning run: a workdir gives its best checkpoint (by validation
     score, else its last), a step directory (`WORKDIR/checkpoints/<step>`) that step."""
-    from signpipe.train.checkpoint import CHECKPOINT_DIR
+    from signpipe.train.checkpoint import CHECKPOINT_DIR, storage_path
 
     _register_derived_stages()
     path = Path(checkpoint)
-    if not path.is_dir():
+    step_dir = path.name.isdigit() and path.parent.name == CHECKPOINT_DIR
+    if not (storage_path(path) if step_dir else path).is_dir():  # a step directory is where Orbax keeps it
         raise SignpipeError(f"{path}: checkpoint not found (expected a training workdir or WORKDIR/{CHECKPOINT_DIR}/<step>)")
-    if path.name.isdigit() and path.parent.name == CHECKPOINT_DIR:
+    if step_dir:
         workdir, step = path.parent.parent, int(path.name)
         model, config = _load_step(workdir, step)
         return LoadedCheckpoint(model, config, step, workdir)

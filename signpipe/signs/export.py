@@ -40,6 +40,7 @@ from signpipe.signs import features
 from signpipe.signs.folds import fold_workdirs
 from signpipe.signs.model import class_probabilities
 from signpipe.signs.train import TrainedFold, load_trained_fold
+from signpipe.train.checkpoint import has_checkpoints
 
 QUANTIZATIONS = ("fp16", "none", "int8")
 
@@ -162,7 +163,7 @@ def member_workdirs(workdirs: Sequence[str | Path]) -> list[Path]:
     found: list[Path] = []
     for workdir in workdirs:
         workdir = Path(workdir)
-        if (workdir / "checkpoints").is_dir():
+        if has_checkpoints(workdir):
             found.append(workdir)
         elif fold_workdirs(workdir):
             found += fold_workdirs(workdir)

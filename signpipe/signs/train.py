@@ -43,7 +43,7 @@ from signpipe.signs.data import SignBatches, SignSequences, evaluation_batches, 
 from signpipe.signs.folds import fold_metadata
 from signpipe.signs.model import SignClassifier, arcface_loss, build_sign_model, class_probabilities
 from signpipe.signs.optim import ranger, seed_schedule
-from signpipe.train.checkpoint import RunCheckpoints
+from signpipe.train.checkpoint import RunCheckpoints, has_checkpoints
 from signpipe.train.compile_cache import enable_compilation_cache
 from signpipe.train.loop import run_training_loop
 from signpipe.train.mesh import (
@@ -345,7 +345,7 @@ def load_trained_fold(workdir: str | Path, which: str = "last") -> TrainedFold:
     if which not in ("last", "best"):
         raise ConfigError(f"which={which!r}: expected 'last' or 'best'")
     workdir = Path(workdir)
-    if not (workdir / "checkpoints").is_dir():
+    if not has_checkpoints(workdir):
         raise SignpipeError(f"{workdir}: no checkpoints (expected the workdir of a signs training run)")
     with RunCheckpoints(workdir, read_only=True) as checkpoints:
         step = checkpoints.latest_step()

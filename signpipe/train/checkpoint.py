@@ -11,8 +11,19 @@
 
 Kept: the last `keep` checkpoints plus the one with the best validation score (saved with that
 score as its metric), so the best weights survive however long the run goes on after them.
-Orbax writes into a temporary directory and renames it when complete, so a kill mid-save
-leaves the previous checkpoints intact; saves are asynchronous and overlap the next steps.
+On a file system Orbax writes into a temporary directory and renames it when complete, so a kill
+mid-save leaves the previous checkpoints intact; saves are asynchronous and overlap the next steps.
+
+Where the checkpoints live: a workdir on Vertex AI's Cloud Storage FUSE mount
+(`/gcs/BUCKET/PATH`, what a pipeline step's `Model` artifact is) keeps them at
+`gs://BUCKET/PATH/checkpoints`, written and read by Orbax through the Cloud Storage API, never
+through the mount. FUSE cannot rename a directory atomically (by default not at all); on a
+`gs://` path Orbax instead writes the step directory in place and marks it complete with a
+`commit_success.txt` written last, and a step without one is not listed, so neither resumed from
+nor restored (docs/pipelines.md, "Checked against the Vertex AI documentation"). Every reader
+goes through `RunCheckpoints`, `checkpoint_dir` or `has_checkpoints`, so writers and readers agree
+on the location. Everything else in the workdir (config, metrics, TensorBoard events, reports)
+stays on the mount.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ from typing import Any, NamedTuple
 
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
 from orbax.checkpoint import checkpoint_managers
 
 from signpipe.errors import ConfigError, SignpipeError
@@ -39,8 +51,54 @@ class Restored(NamedTuple):
     progress: dict
 
 
-def checkpoint_dir(workdir: str | Path) -> Path:
-    return Path(workdir).absolute() / CHECKPOINT_DIR
+GCS_FUSE_ROOT = "/gcs/"
+"""Where Vertex AI mounts Cloud Storage buckets with Cloud Storage FUSE (`/gcs/BUCKET/...`)."""
+
+
+def storage_path(path: str | Path) -> epath.Path:
+    """`path` as Orbax should address it: a `/gcs/BUCKET/...` path (the FUSE mount) or a
+    `gs://BUCKET/...` URI as that `gs://` URI, anything else as the absolute local path."""
+    text = str(path)
+    if text.startswith("gs://"):
+        return epath.Path(text)
+    if text.startswith(GCS_FUSE_ROOT) and len(text) > len(GCS_FUSE_ROOT):
+        return epath.Path("gs://" + text[len(GCS_FUSE_ROOT):])
+    return epath.Path(Path(text).absolute())
+
+
+def checkpoint_dir(workdir: str | Path) -> epath.Path:
+    """The checkpoint directory of `workdir` (`storage_path`: `gs://` for a workdir on the mount)."""
+    return storage_path(workdir) / CHECKPOINT_DIR
+
+
+def has_checkpoints(workdir: str | Path) -> bool:
+    """Whether `workdir` has a checkpoint directory, wherever `checkpoint_dir` keeps it."""
+    return checkpoint_dir(workdir).is_dir()
+
+
+def completion_marker(directory: epath.Path) -> type:
+    """How Orbax marks a checkpoint in `directory` complete: by renaming its temporary directory on
+    a file system, by a `commit_success.txt` written last on Cloud Storage (`gs://`), which has no
+    directory rename. (Orbax's own default for these paths; stated here so that the choice does not
+    rest on a default.)"""
+    atomicity = ocp.path.atomicity
+    return atomicity.CommitFileTemporaryPath if str(directory).startswith("gs://") else atomicity.AtomicRenameTemporaryPath
+
+
+def copy_checkpoints(source_workdir: str | Path, target_workdir: str | Path) -> int:
+    """Copy the checkpoint directory of one workdir into another's (file by file, each wherever
+    `checkpoint_dir` keeps it, overwriting); returns the number of files copied."""
+    source, target = checkpoint_dir(source_workdir), checkpoint_dir(target_workdir)
+    if not source.is_dir():
+        return 0
+    copied = 0
+    for folder, _, files in source.walk():
+        for name in files:
+            destination = target / (folder / name).relative_to(source)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).copy(destination, overwrite=True)
+            copied += 1
+    return copied
 
 
 class RunCheckpoints:
@@ -64,6 +122,7 @@ class RunCheckpoints:
             cleanup_tmp_directories=not read_only,
             create=not read_only,
             read_only=read_only,
+            temporary_path_class=completion_marker(self.directory),
         )
         self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS)
 

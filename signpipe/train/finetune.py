@@ -42,7 +42,7 @@ from signpipe.errors import ConfigError, SignpipeError
 from signpipe.landmarks.shards import read_manifest
 from signpipe.metrics import LevenshteinTotals, levenshtein_totals
 from signpipe.models import CTCModel, build_ctc_model
-from signpipe.train.checkpoint import RunCheckpoints
+from signpipe.train.checkpoint import RunCheckpoints, has_checkpoints
 from signpipe.train.config import FinetuneConfig, config_from_dict, dump_config
 from signpipe.train.data import LabelledSplit, TrainBatches, character_map_of, load_labelled_split, validation_batches
 from signpipe.train.loop import run_training_loop
@@ -372,7 +372,7 @@ def load_finetuned_model(workdir: str | Path, which: str = "best", use_ema: bool
     validation score) or last checkpoint, EMA weights by default. Returns (model, config, step)."""
     if which not in ("best", "last"):
         raise ConfigError(f"which={which!r}: expected 'best' or 'last'")
-    if not (Path(workdir) / "checkpoints").is_dir():
+    if not has_checkpoints(workdir):
         raise SignpipeError(f"{workdir}: no checkpoints (expected the workdir of a finetuning run)")
     with RunCheckpoints(workdir, read_only=True) as checkpoints:
         latest = checkpoints.latest_step()

@@ -6,7 +6,7 @@ jitted with these shardings and XLA inserts the gradient all-reduce. Models of t
 (up to 24 x 1024, about 300M parameters with optimizer state) fit replicated on every accelerator
 this project targets, so no parameter sharding is needed.
 
-Several hosts (TPU pods, Vertex multi-replica jobs) each run the same program on their own
+Several hosts (TPU slices, Vertex multi-replica jobs) each run the same program on their own
 devices; `maybe_initialize_distributed` connects them before anything touches a device, and each
 host then feeds only its rows of the global batch (`process_rows`).
 """
@@ -131,6 +131,22 @@ def _from_vertex_cluster_spec(env: Mapping[str, str]) -> DistributedSetup | None
     return DistributedSetup("CLUSTER_SPEC", n_processes, offset + task_index, f"{host}:{port}")
 
 
+TPU_HOSTS_ENV = "SIGNPIPE_TPU_HOSTS"
+"""The number of VMs of the TPU slice, which a Vertex AI custom job launched by
+`signpipe.custom_jobs` sets on a multi-host slice. Vertex runs such a slice as one worker pool of
+one replica, and its documentation does not say what `CLUSTER_SPEC` then lists, so jax finds its
+peers from the TPU metadata (as on any Cloud TPU slice); where that metadata is missing, the job
+fails in `jax.distributed.initialize` instead of training as independent hosts."""
+
+
+def _from_tpu_slice_env(env: Mapping[str, str]) -> DistributedSetup | None:
+    try:
+        hosts = int(env.get(TPU_HOSTS_ENV) or 1)
+    except ValueError:
+        raise ConfigError(f"{TPU_HOSTS_ENV}={env.get(TPU_HOSTS_ENV)!r}: expected a number of hosts") from None
+    return DistributedSetup(f"Cloud TPU slice of {hosts} hosts", None, None, None) if hosts > 1 else None
+
+
 def _from_tpu_env(env: Mapping[str, str]) -> DistributedSetup | None:
     """A Cloud TPU VM that is one of several hosts: jax finds its peers from the TPU metadata."""
     hosts = [h for h in env.get("TPU_WORKER_HOSTNAMES", "").split(",") if h.strip()]
@@ -141,9 +157,10 @@ def _from_tpu_env(env: Mapping[str, str]) -> DistributedSetup | None:
 
 def distributed_setup_from_env(env: Mapping[str, str] | None = None) -> DistributedSetup | None:
     """What the environment says about a multi-process job, or None for a single process.
-    Explicit jax variables win over Vertex's spec, which wins over TPU auto-detection."""
+    Explicit jax variables win over a TPU slice launched by `signpipe.custom_jobs`
+    (`TPU_HOSTS_ENV`), which wins over Vertex's spec, which wins over TPU auto-detection."""
     env = os.environ if env is None else env
-    for detect in (_from_jax_env, _from_vertex_cluster_spec, _from_tpu_env):
+    for detect in (_from_jax_env, _from_tpu_slice_env, _from_vertex_cluster_spec, _from_tpu_env):
         setup = detect(env)
         if setup is not None:
             return setup
