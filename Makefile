@@ -12,7 +12,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-slow test-main-job test-all bench lock clean video-env
+.PHONY: help setup run test test-guards test-slow test-main-job test-all bench lock clean video-env
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,8 +31,11 @@ setup: $(STAMP) ## Create/refresh .venv from uv.lock
 run: $(STAMP) ## Run the main job: the fingerspelling recipe on this machine, preset local; fails when the model fails its gate
 	$(VENV)/bin/signpipe run fingerspelling --local --preset local
 
-test: $(STAMP) ## Run the default test suite (fast; slow tests excluded)
+test: $(STAMP) ## Run the default test suite: no slow tests, the fast guards included (every component, gate vs champion, kill-and-resume)
 	$(VENV)/bin/python -m pytest -q
+
+test-guards: $(STAMP) ## Run the slow tests CI runs anyway (marker `guards`): the smoke local run, whose failed gate keeps the champion
+	$(VENV)/bin/python -m pytest -q -m guards
 
 test-slow: $(STAMP) ## Run only the slow tests (end-to-end runs)
 	$(VENV)/bin/python -m pytest -q -m slow

@@ -309,7 +309,8 @@ def test_pretraining_loss_falls(uninterrupted_run):
     assert (workdir / "final_metrics.json").is_file() and (workdir / "config.json").is_file()
 
 
-@pytest.mark.slow  # a subprocess and two more compilations: about a minute on the shared 2-core machine
+# a subprocess and one more compilation: about 15 s on 2 cores; the pretraining half of the
+# resume guard (test_train_resume has finetuning's), so it runs with the default suite
 def test_kill_and_resume_repeats_the_uninterrupted_run(spelled_shards, uninterrupted_run, tmp_path):
     reference_dir, reference = uninterrupted_run
     workdir = tmp_path / "resumed"
