@@ -7,9 +7,11 @@ from components import LOCAL_IMAGE
 
 
 @dsl.component(base_image=LOCAL_IMAGE, install_kfp_package=False)
-def estimate_y_scale(corpus: Input[Dataset], method: str, estimate: Output[Artifact], metrics: Output[Metrics]) -> float:
+def estimate_y_scale(corpus: Input[Dataset], method: str, estimate: Output[Artifact], metrics: Output[Metrics],
+                     corpus_fingerprint: str = "") -> float:
     """`signpipe.landmarks.aspect.estimate_y_scale` on the corpus: the estimate with its interval
-    and per-participant values as JSON, the headline numbers as metrics; returns the y scale."""
+    and per-participant values as JSON, the headline numbers as metrics; returns the y scale.
+    `corpus_fingerprint`: the data's identity, so changed data is never a cache hit."""
     import json
     from pathlib import Path
 
@@ -22,5 +24,6 @@ def estimate_y_scale(corpus: Input[Dataset], method: str, estimate: Output[Artif
     atomic_write_text(Path(estimate.path), json.dumps(values, indent=2) + "\n")
     headline = ("y_scale", "ci_low", "ci_high", "n_frames", "n_sequences", "z_scale")
     record_metrics(metrics, {**{name: values[name] for name in headline}, "participants": len(values["per_participant"])})
-    estimate.metadata.update({"y_scale": result.y_scale, "method": result.method, "ci": [result.ci_low, result.ci_high]})
+    estimate.metadata.update({"y_scale": result.y_scale, "method": result.method, "ci": [result.ci_low, result.ci_high],
+                              "corpus_fingerprint": corpus_fingerprint})
     return float(result.y_scale)

@@ -8,9 +8,10 @@ from components import LOCAL_IMAGE
 
 @dsl.component(base_image=LOCAL_IMAGE, install_kfp_package=False)
 def evaluate(bundle: Input[Model], eval_corpus: Input[Dataset], threads: int, evaluation: Output[Artifact],
-             metrics: Output[Metrics]):
+             metrics: Output[Metrics], eval_corpus_fingerprint: str = ""):
     """`signpipe.export.evaluate_bundle` on the evaluation corpus (Kaggle layout): the score,
-    latency per sequence and size as metrics, `evaluation.json` and `predictions.csv` as files."""
+    latency per sequence and size as metrics, `evaluation.json` and `predictions.csv` as files;
+    `eval_corpus_fingerprint` is recorded with the score (the data it was measured on)."""
     from pathlib import Path
 
     from signpipe.data.atomic import atomic_write_text
@@ -18,8 +19,9 @@ def evaluate(bundle: Input[Model], eval_corpus: Input[Dataset], threads: int, ev
     from signpipe.reports import record_metrics
 
     result = evaluate_bundle(Path(bundle.path) / "model.zip", eval_corpus.path, threads=threads)
-    atomic_write_text(Path(evaluation.path) / "evaluation.json", result_json(result) + "\n")
+    atomic_write_text(Path(evaluation.path) / "evaluation.json", result_json(result, eval_corpus_fingerprint) + "\n")
     write_predictions(result, Path(evaluation.path) / "predictions.csv")
     record_metrics(metrics, result.to_dict())
     evaluation.metadata.update({"score": result.score, "metric": result.metric, "n_sequences": result.n_sequences,
-                                "latency_ms": result.latency_ms, "model_mb": round(result.model_mb, 3)})
+                                "latency_ms": result.latency_ms, "model_mb": round(result.model_mb, 3),
+                                "data_fingerprint": eval_corpus_fingerprint})

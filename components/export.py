@@ -7,9 +7,11 @@ from components import LOCAL_IMAGE
 
 
 @dsl.component(base_image=LOCAL_IMAGE, install_kfp_package=False)
-def export(student: Input[Model], features: Input[Dataset], quantize: str, graph: str, bundle: Output[Model]):
+def export(student: Input[Model], features: Input[Dataset], quantize: str, graph: str, bundle: Output[Model],
+           corpus_fingerprint: str = ""):
     """Convert the student with the corpus' y scale built into the graph (`signpipe.export`:
-    `quantize` none/fp16/int8, `graph` fast/dynamic); `bundle` is a folder holding `model.zip`."""
+    `quantize` none/fp16/int8, `graph` fast/dynamic); `bundle` is a folder holding `model.zip`.
+    `corpus_fingerprint` names the data the model trained on in the bundle's metadata (lineage)."""
     from pathlib import Path
 
     from signpipe.export.tflite import export_checkpoint
@@ -20,3 +22,4 @@ def export(student: Input[Model], features: Input[Dataset], quantize: str, graph
     result = export_checkpoint(student.path, Path(bundle.path) / "model.zip", quantize=quantize, graph=graph, y_scale=y_scale)
     bundle.metadata.update({key: value for key, value in result.to_dict().items() if key not in ("path", "checkpoint")})
     bundle.metadata["file"] = "model.zip"
+    bundle.metadata["corpus_fingerprint"] = corpus_fingerprint

@@ -23,6 +23,8 @@ def gate(
     report_markdown: Output[Markdown],
     metrics: Output[Metrics],
     plumbing: bool = False,
+    eval_corpus_fingerprint: str = "",
+    shared_participants: int = 0,
 ) -> bool:
     """`signpipe.export.gate.run_gate` with the current champion of `registry` (scored on the same
     corpus); returns whether the bundle may be published. `verdict` records the champion version
@@ -30,13 +32,15 @@ def gate(
     champion the registry names but whose bundle or evaluation cannot be read fails the gate
     (`signpipe.export.gate.registry_champion`).
     `plumbing`: the run is a plumbing check (`pipelines.presets.PipelinePreset.plumbing`); the
-    report says its score means nothing."""
+    report says its score means nothing. `eval_corpus_fingerprint` is listed in the report;
+    `shared_participants` (from `check_held_out`), when not 0, heads it with a warning that the
+    score includes signers the model trained on."""
     import json
     from pathlib import Path
 
     from signpipe.data.atomic import atomic_write_text
     from signpipe.export.evaluate import EvaluationResult
-    from signpipe.export.gate import GateThresholds, registry_champion, run_gate, with_plumbing_note
+    from signpipe.export.gate import GateThresholds, registry_champion, run_gate, with_lineage, with_plumbing_note
     from signpipe.registry import open_registry
     from signpipe.reports import gate_report, record_metrics
 
@@ -51,6 +55,7 @@ def gate(
         result = run_gate(Path(bundle.path) / "model.zip", eval_corpus.path, thresholds, champion=found.for_gate,
                           evaluation=evaluated)
     champion = found.entry
+    result = with_lineage(result, eval_corpus_fingerprint, shared_participants)
     if plumbing:
         result = with_plumbing_note(result)
     values = result.to_dict()
@@ -65,5 +70,6 @@ def gate(
     )
     record_metrics(metrics, {"passed": result.passed, **{c["name"]: c["measured"] for c in values["criteria"]}})
     verdict.metadata.update({"passed": result.passed, "champion_version": champion.version if champion is not None else "",
-                             "failed": [c["name"] for c in values["criteria"] if not c["passed"]]})
+                             "failed": [c["name"] for c in values["criteria"] if not c["passed"]],
+                             "shared_participants": shared_participants})
     return result.passed

@@ -22,9 +22,11 @@ def plan_shards(
     group_by_participant: bool,
     split_seed: int,
     plan: Output[Dataset],
+    corpus_fingerprint: str = "",
 ) -> list:
     """The shard plan (`plan.json`) for `n_shards` parallel workers; returns the shard indices
-    the fan-out iterates over."""
+    the fan-out iterates over. `corpus_fingerprint`: the data's identity, so changed data is
+    never a cache hit (the shards read the corpus through the plan, which then is new too)."""
     import json
     from pathlib import Path
 
@@ -37,7 +39,7 @@ def plan_shards(
     atomic_write_text(Path(plan.path) / PLAN, json.dumps(shard_plan))
     counts = {split: sum(len(s["sequence_ids"]) for s in shard_plan["shards"] if s["split"] == split)
               for split in ("train", "validation")}
-    plan.metadata.update({"shards": len(shard_plan["shards"]), "sequences": counts})
+    plan.metadata.update({"shards": len(shard_plan["shards"]), "sequences": counts, "corpus_fingerprint": corpus_fingerprint})
     return list(range(len(shard_plan["shards"])))
 
 

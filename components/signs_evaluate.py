@@ -9,11 +9,13 @@ from components import LOCAL_IMAGE
 
 @dsl.component(base_image=LOCAL_IMAGE, install_kfp_package=False)
 def evaluate_signs(bundle: Input[Model], eval_corpus: Input[Dataset], threads: int, evaluation: Output[Artifact],
-                   metrics: Output[Metrics], confusion: Output[ClassificationMetrics], report: Output[HTML]):
+                   metrics: Output[Metrics], confusion: Output[ClassificationMetrics], report: Output[HTML],
+                   eval_corpus_fingerprint: str = ""):
     """`signpipe.export.evaluate_bundle` (the scorer's x, y, z -> `[n_frames, 543, 3]` ->
     signature runner -> argmax): accuracy, top-3 accuracy, latency per sequence and size as
     metrics; `evaluation.json` and `predictions.csv` as files; the confusion matrix over the signs
-    that occur as `confusion`; `report` the per-sign page."""
+    that occur as `confusion`; `report` the per-sign page. `eval_corpus_fingerprint` is recorded
+    with the score (the data it was measured on)."""
     import json
     from pathlib import Path
 
@@ -24,7 +26,7 @@ def evaluate_signs(bundle: Input[Model], eval_corpus: Input[Dataset], threads: i
     from signpipe.reports import record_metrics
 
     result = evaluate_bundle(Path(bundle.path) / "model.zip", eval_corpus.path, threads=threads)
-    atomic_write_text(Path(evaluation.path) / "evaluation.json", result_json(result) + "\n")
+    atomic_write_text(Path(evaluation.path) / "evaluation.json", result_json(result, eval_corpus_fingerprint) + "\n")
     write_predictions(result, Path(evaluation.path) / "predictions.csv")
     values = result.to_dict()
     signs, counts = confusion_matrix([truth for _, truth, _ in result.predictions],
@@ -39,4 +41,4 @@ def evaluate_signs(bundle: Input[Model], eval_corpus: Input[Dataset], threads: i
     record_metrics(metrics, headline)
     evaluation.metadata.update({"score": result.score, "metric": result.metric, "top3_accuracy": values.get("top3_accuracy"),
                                 "n_sequences": result.n_sequences, "latency_ms": result.latency_ms,
-                                "model_mb": values["model_mb"]})
+                                "model_mb": values["model_mb"], "data_fingerprint": eval_corpus_fingerprint})

@@ -10,11 +10,13 @@ from components import LOCAL_IMAGE
 
 
 @dsl.component(base_image=LOCAL_IMAGE, install_kfp_package=False)
-def export_ensemble(folds: Input[List[Model]], quantize: str, checkpoint: str, bundle: Output[Model], metrics: Output[Metrics]):
+def export_ensemble(folds: Input[List[Model]], quantize: str, checkpoint: str, bundle: Output[Model], metrics: Output[Metrics],
+                    corpus_fingerprint: str = ""):
     """`bundle` is a folder holding `model.zip` (`model.tflite` taking raw `[n_frames, 543, 3]`
     frames, returning the mean class probabilities `[250]` of the fold models); `checkpoint`
     "last" or "best" picks each fold's weights. The out-of-fold accuracy pools every fold's
-    predictions on its own unseen participants: the cross-validated estimate of one model."""
+    predictions on its own unseen participants: the cross-validated estimate of one model.
+    `corpus_fingerprint` names the data the folds trained on in the bundle's metadata (lineage)."""
     from pathlib import Path
 
     from signpipe.reports import record_metrics
@@ -32,4 +34,5 @@ def export_ensemble(folds: Input[List[Model]], quantize: str, checkpoint: str, b
         "quantize": quantize, "checkpoint": checkpoint, "n_folds": len(workdirs), "steps": exported["steps"],
         "y_scales": exported["y_scales"], "n_classes": exported["n_classes"],
         "oof_accuracy": out_of_fold["oof_accuracy"], "oof_top3_accuracy": out_of_fold["oof_top3_accuracy"],
+        "corpus_fingerprint": corpus_fingerprint,
     })

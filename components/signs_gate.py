@@ -24,6 +24,8 @@ def gate_signs(
     report_markdown: Output[Markdown],
     metrics: Output[Metrics],
     plumbing: bool = False,
+    eval_corpus_fingerprint: str = "",
+    shared_participants: int = 0,
 ) -> bool:
     """`signpipe.export.signs_gate.run_signs_gate` with the evaluate step's measurements and the
     current champion of `registry` (scored on the same corpus); `max_mean_latency_ms` 0 skips the
@@ -31,13 +33,14 @@ def gate_signs(
     baseline (the share of its most common sign). Returns whether the bundle may be published;
     `verdict` records the champion version judged against, which publish needs to promote safely,
     and the names of the failed criteria. A champion the registry names but whose bundle or
-    evaluation cannot be read fails the gate (`signpipe.export.gate.registry_champion`)."""
+    evaluation cannot be read fails the gate (`signpipe.export.gate.registry_champion`).
+    `eval_corpus_fingerprint` and `shared_participants`: as in `components.gate.gate`."""
     import json
     from pathlib import Path
 
     from signpipe.data.atomic import atomic_write_text
     from signpipe.export.signs_gate import MAJORITY_CRITERION, SignsGateThresholds, evaluation_from_dict, run_signs_gate
-    from signpipe.export.gate import registry_champion, with_plumbing_note
+    from signpipe.export.gate import registry_champion, with_lineage, with_plumbing_note
     from signpipe.registry import open_registry
     from signpipe.reports import gate_report, record_metrics
 
@@ -48,6 +51,7 @@ def gate_signs(
         result = run_signs_gate(Path(bundle.path) / "model.zip", eval_corpus.path, thresholds, champion=found.for_gate,
                                 evaluation=evaluated, threads=evaluated.threads)
     champion = found.entry
+    result = with_lineage(result, eval_corpus_fingerprint, shared_participants)
     if plumbing:  # a plumbing preset's run: the report says its score means nothing
         result = with_plumbing_note(result)
     values = result.to_dict()
@@ -66,5 +70,5 @@ def gate_signs(
                              "majority_baseline": baseline})
     verdict.metadata.update({"passed": result.passed, "champion_version": champion.version if champion is not None else "",
                              "failed": [c["name"] for c in values["criteria"] if not c["passed"]],
-                             "majority_baseline": baseline})
+                             "majority_baseline": baseline, "shared_participants": shared_participants})
     return result.passed

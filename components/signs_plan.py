@@ -19,10 +19,13 @@ def plan_folds(
     training_overrides: dict,
     plan: Output[Dataset],
     metrics: Output[Metrics],
+    corpus_fingerprint: str = "",
+    eval_corpus_fingerprint: str = "",
 ) -> list:
     """The fold plan (`fold_plan.json`) with the y scale estimated once for every fold (on the
     sequence subset the training config names); returns the fold numbers the fan-out iterates
-    over. The training config is resolved here too, so a bad override fails before any fold runs."""
+    over. The training config is resolved here too, so a bad override fails before any fold runs.
+    The fingerprints (`fingerprint_corpus`) make changed data at the same address a new input."""
     from signpipe.reports import record_metrics
     from signpipe.signs.config import resolve_config
     from signpipe.signs.fold_plan import check_fold_overrides, write_plan
@@ -44,5 +47,6 @@ def plan_folds(
         "n_folds": fold_plan.n_folds, "y_scale": fold_plan.y_scale, "y_scale_estimated": fold_plan.y_scale_estimated,
         "validation_participants": {str(f.fold): list(f.participants) for f in fold_plan.folds},
         "eval_participants_in_training": fold_plan.eval_participants_in_training,
+        "corpus_fingerprint": corpus_fingerprint, "eval_corpus_fingerprint": eval_corpus_fingerprint,
     })
     return list(range(fold_plan.n_folds))

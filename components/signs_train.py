@@ -9,10 +9,11 @@ from components import LOCAL_IMAGE
 
 @dsl.component(base_image=LOCAL_IMAGE, install_kfp_package=False)
 def train_fold(corpus: Input[Dataset], plan: Input[Dataset], fold: int, preset: str, overrides: dict, model: Output[Model],
-               metrics: Output[Metrics], report: Output[HTML]):
+               metrics: Output[Metrics], report: Output[HTML], corpus_fingerprint: str = ""):
     """Fold `fold` of the plan; `model` is its training workdir (checkpoints, metrics.jsonl,
     TensorBoard scalars under tb/, the validation predictions the out-of-fold score pools).
-    Fails when the fold did not validate on the plan's participants."""
+    Fails when the fold did not validate on the plan's participants. `corpus_fingerprint`: the
+    data's identity (`fingerprint_corpus`), recorded with the model."""
     from pathlib import Path
 
     from signpipe.reports import record_metrics, training_report
@@ -33,4 +34,5 @@ def train_fold(corpus: Input[Dataset], plan: Input[Dataset], fold: int, preset: 
         "majority_baseline": final["majority_baseline"],
         "validation_participants": list(fold_plan.folds[fold].participants), "y_scale": final["y_scale"],
         "compute_dtype": final["compute_dtype"], "tensorboard_logdir": f"{model.uri}/tb",
+        "corpus_fingerprint": corpus_fingerprint,
     })

@@ -7,10 +7,11 @@ from components import LOCAL_IMAGE
 
 
 @dsl.component(base_image=LOCAL_IMAGE, install_kfp_package=False)
-def validate(corpus: Input[Dataset], summary: Output[Metrics], report: Output[Markdown]) -> int:
+def validate(corpus: Input[Dataset], summary: Output[Metrics], report: Output[Markdown], corpus_fingerprint: str = "") -> int:
     """Every check of `signpipe.data.validate` on the corpus; fails the run (listing every problem)
     when the corpus cannot be used, else records its size per part. Returns the number of
-    sequences, so later steps depend on a validated corpus."""
+    sequences, so later steps depend on a validated corpus. `corpus_fingerprint` (from
+    `fingerprint_corpus`) makes changed data at the same address a new input, never a cache hit."""
     from pathlib import Path
 
     from signpipe.data.validate import validate_corpus
@@ -25,4 +26,5 @@ def validate(corpus: Input[Dataset], summary: Output[Metrics], report: Output[Ma
     record_metrics(summary, values["summary"])
     summary.metadata["kind"] = values["kind"]
     summary.metadata["warnings"] = len(values["warnings"])
+    summary.metadata["corpus_fingerprint"] = corpus_fingerprint
     return int(sum(part["sequences"] for part in values["summary"].values()))

@@ -29,12 +29,15 @@ def check_pipeline_name(name: str) -> str:
     return name
 
 
-def pipeline_function(name: str, preset_name: str, target: str = "vertex", images: Mapping[str, str] | None = None) -> Callable:
-    """The `@dsl.pipeline` function of pipeline `name` with preset `preset_name` for `target`."""
+def pipeline_function(name: str, preset_name: str, target: str = "vertex", images: Mapping[str, str] | None = None,
+                      hold_out: bool = False) -> Callable:
+    """The `@dsl.pipeline` function of pipeline `name` with preset `preset_name` for `target`, in
+    the form given an evaluation corpus or (`hold_out`) holding participants out of the corpus
+    (`pipelines.corpora`)."""
     from pipelines.presets import preset
 
     module = importlib.import_module(PIPELINES[check_pipeline_name(name)])
-    return module.build_pipeline(preset(preset_name, name), target, images)
+    return module.build_pipeline(preset(preset_name, name), target, images, hold_out=hold_out)
 
 
 def resolve_images(registry: str | None = None, tag: str | None = None) -> dict[str, str]:
@@ -127,15 +130,17 @@ def compile_pipeline(
     registry: str | None = None,
     tag: str | None = None,
     images: Mapping[str, str] | None = None,
+    hold_out: bool = False,
 ) -> CompiledPipeline:
     """Compile pipeline `name` with `preset_name` for `target` into `out` (written whole or not
     at all) and return it parsed and checked. For "vertex" the images come from `images`, else
-    from `registry`/`tag` (see `resolve_images`)."""
+    from `registry`/`tag` (see `resolve_images`); `hold_out`: the form without an evaluation
+    corpus (`pipeline_function`)."""
     from kfp import compiler
 
     if target == "vertex" and images is None:
         images = resolve_images(registry, tag)
-    function = pipeline_function(name, preset_name, target, images)
+    function = pipeline_function(name, preset_name, target, images, hold_out)
     out = Path(out)
     if out.suffix not in (".yaml", ".yml", ".json"):
         raise ConfigError(f"{out}: expected a .yaml (or .json) file name for the compiled spec")
@@ -151,9 +156,10 @@ def compile_pipeline(
 
 
 def compile_to_directory(name: str, preset_name: str, target: str, images: Mapping[str, str] | None,
-                         directory: str | Path) -> CompiledPipeline:
+                         directory: str | Path, hold_out: bool = False) -> CompiledPipeline:
     """Compile into `directory` as NAME-PRESET.yaml (what submit and schedule send)."""
-    return compile_pipeline(name, preset_name, Path(directory) / f"{name}-{preset_name}.yaml", target=target, images=images)
+    return compile_pipeline(name, preset_name, Path(directory) / f"{name}-{preset_name}.yaml", target=target, images=images,
+                            hold_out=hold_out)
 
 
 def describe(compiled: CompiledPipeline) -> dict[str, Any]:
@@ -181,8 +187,10 @@ def describe(compiled: CompiledPipeline) -> dict[str, Any]:
                 from google.protobuf import json_format
 
                 machine = json_format.MessageToDict(task.inputs.parameters["machine"].runtime_value.constant)
-                tasks[task_name]["custom_job"] = (f"{machine['machine_type']} {machine.get('tpu_topology', '')} "
-                                                  f"x{int(machine.get('replica_count', 1))} ({machine.get('accelerator_type', '')})")
+                tasks[task_name]["custom_job"] = (
+                    f"{machine['machine_type']} {machine['tpu_topology']}" if machine.get("tpu_topology")
+                    else f"{machine['machine_type']} x{int(machine.get('replica_count', 1))} "
+                         f"({machine.get('accelerator_type', '')})")
 
     walk(compiled.spec.root.dag)
     return {"pipeline": compiled.name, "path": str(compiled.path), "tasks": tasks}

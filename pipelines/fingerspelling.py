@@ -1,6 +1,7 @@
 """The fingerspelling DAG: the 5th place recipe as one pipeline.
 
-    validate -> estimate y scale -> plan shards -> write shard (ParallelFor) -> gather shards
+    corpora (`pipelines.corpora`: fingerprint, validate, held-out signers)
+    -> estimate y scale -> plan shards -> write shard (ParallelFor) -> gather shards
     -> [pretrain] -> finetune teacher -> [align -> noisy student (CutMix)] -> [distill student]
     -> export -> evaluate -> gate -> If(passed): publish
 
@@ -10,16 +11,20 @@ from the pretrained encoder, or from the teacher's weights where the preset says
 (`PipelinePreset.noisy_student_from_teacher`). Without distillation the exported model is the last
 teacher; without the noisy student, distillation learns from the first teacher on plain batches.
 
-`build_pipeline(preset, target)` returns the `@dsl.pipeline` function for one preset and one
-target: "local" leaves every step on the local interpreter with no machine requests (they would
-only be ignored with a warning); "vertex" sets each step's image (from `signpipe.images`) and
+`build_pipeline(preset, target, images, hold_out)` returns the `@dsl.pipeline` function for one
+preset, one target and one form of the head (`hold_out`: participants held out of the corpus, or
+an evaluation corpus given; `pipelines.corpora`). Target "local" leaves every step on the local
+interpreter with no machine requests (they would only be ignored with a warning); "vertex" sets each step's image (from `signpipe.images`) and
 machine (from the preset), and turns a step whose machine needs a custom job (the TPU
 pretraining) into its launcher form. Everything else about a run is a pipeline parameter whose
 default comes from the preset (`PipelinePreset.runtime_parameters`), plus:
 
 - `corpus_uri`: the training corpus folder (Kaggle layout), imported as a `Dataset`;
-- `eval_corpus_uri`: the corpus the bundle is scored on, a fixed held-out set so that every run
-  and the champion are judged on the same data;
+- `eval_corpus_uri`: the corpus the bundle is scored on, a fixed set of other signers so that
+  every run and the champion are judged on the same data, with `allow_shared_participants`; or,
+  in the hold-out form, `holdout_fraction` and `holdout_seed`;
+- `cache_max_age_days`: cached outputs older than this are not reused (0: no limit; a Vertex run
+  sets it below the bucket's retention, `pipelines.vertex`);
 - `registry`, `registry_storage`: the model registry (`signpipe.registry.open_registry`);
 - `labels`: what the published version is labelled with (preset, git revision);
 - `vertex`: project, region, service account and TensorBoard for the custom-job launcher.
@@ -32,7 +37,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Model
+from kfp.dsl import Artifact, Model
 
 from components.align import align
 from components.aspect import estimate_y_scale
@@ -45,7 +50,7 @@ from components.noisy_student import noisy_student
 from components.preprocess import gather_shards, plan_shards, write_shard
 from components.pretrain import pretrain, pretrain_on_custom_job
 from components.publish import publish
-from components.validate import validate
+from pipelines.corpora import HOLDOUT_SEED, corpora, for_form
 from pipelines.presets import PipelinePreset, TaskPlacement
 
 PIPELINE_NAME = "signpipe-fingerspelling"
@@ -60,19 +65,22 @@ class PipelineOutputs(NamedTuple):
     verdict: Artifact
 
 
-def build_pipeline(preset: PipelinePreset, target: str = "local", images: Mapping[str, str] | None = None) -> Callable:
+def build_pipeline(preset: PipelinePreset, target: str = "local", images: Mapping[str, str] | None = None,
+                   hold_out: bool = False) -> Callable:
     """The pipeline function of `preset` for `target` ("local" or "vertex"; "vertex" needs
-    `images`, image family -> image reference, see `signpipe.images.image_uris`)."""
+    `images`, image family -> image reference, see `signpipe.images.image_uris`); `hold_out`:
+    the form that holds participants of the corpus out to score on (`pipelines.corpora`)."""
     placement = TaskPlacement(preset, target, images)
     defaults: dict[str, Any] = preset.runtime_parameters()
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
-        description=f"Fingerspelling recipe (5th place), preset {preset.name}: {preset.description}",
+        description=f"Fingerspelling recipe (5th place), preset {preset.name}: {preset.description}"
+                    + (" (scored on participants held out of the corpus)" if hold_out else ""),
     )
+    @for_form(hold_out)
     def fingerspelling(
         corpus_uri: str,
-        eval_corpus_uri: str,
         registry: str,
         registry_storage: str = "",
         labels: dict = {},  # noqa: B006 (kfp reads defaults from the signature; never mutated)
@@ -100,20 +108,24 @@ def build_pipeline(preset: PipelinePreset, target: str = "local", images: Mappin
         max_latency_p95_ms: float = defaults["max_latency_p95_ms"],
         latency_frames: int = defaults["latency_frames"],
         champion_margin: float = defaults["champion_margin"],
+        cache_max_age_days: int = 0,
+        eval_corpus_uri: str = "",
+        allow_shared_participants: bool = False,
+        holdout_fraction: float = preset.holdout_fraction,
+        holdout_seed: int = HOLDOUT_SEED,
     ) -> PipelineOutputs:
-        corpus = dsl.importer(artifact_uri=corpus_uri, artifact_class=Dataset, reimport=False).set_display_name("corpus")
-        eval_corpus = dsl.importer(artifact_uri=eval_corpus_uri, artifact_class=Dataset, reimport=False).set_display_name(
-            "evaluation corpus"
-        )
-        validated = placement.place(validate(corpus=corpus.output), "validate")
-        aspect = placement.place(estimate_y_scale(corpus=corpus.output, method=y_scale_method), "estimate-y-scale")
-        aspect.after(validated)
+        data = corpora(placement, hold_out, corpus_uri, eval_corpus_uri, cache_max_age_days, holdout_fraction, holdout_seed,
+                       allow_shared_participants)
+        aspect = placement.place(estimate_y_scale(corpus=data.train, method=y_scale_method, corpus_fingerprint=data.train_key),
+                                 "estimate-y-scale")
         plan = placement.place(
-            plan_shards(corpus=corpus.output, n_shards=n_shards, validation_fraction=validation_fraction,
-                        group_by_participant=group_by_participant, split_seed=split_seed),
+            plan_shards(corpus=data.train, n_shards=n_shards, validation_fraction=validation_fraction,
+                        group_by_participant=group_by_participant, split_seed=split_seed, corpus_fingerprint=data.train_key),
             "plan-shards",
         )
-        plan.after(validated)
+        for ready in data.ready:
+            aspect.after(ready)
+            plan.after(ready)
         with dsl.ParallelFor(plan.outputs["Output"], name="shards") as shard_index:
             shard = placement.place(write_shard(plan=plan.outputs["plan"], index=shard_index), "write-shard")
         features = placement.place(
@@ -160,14 +172,16 @@ def build_pipeline(preset: PipelinePreset, target: str = "local", images: Mappin
             final_model = placement.place(distilled, "distill").set_display_name(
                 "distill student").outputs["model"]
 
-        exported = placement.place(export(student=final_model, features=features, quantize=quantize, graph=export_graph), "export")
-        scored = placement.place(evaluate(bundle=exported.outputs["bundle"], eval_corpus=eval_corpus.output,
-                                          threads=eval_threads), "evaluate")
+        exported = placement.place(export(student=final_model, features=features, quantize=quantize, graph=export_graph,
+                                          corpus_fingerprint=data.train_fingerprint), "export")
+        scored = placement.place(evaluate(bundle=exported.outputs["bundle"], eval_corpus=data.eval, threads=eval_threads,
+                                          eval_corpus_fingerprint=data.eval_fingerprint), "evaluate")
         judged = gate(
-            bundle=exported.outputs["bundle"], evaluation=scored.outputs["evaluation"], eval_corpus=eval_corpus.output,
+            bundle=exported.outputs["bundle"], evaluation=scored.outputs["evaluation"], eval_corpus=data.eval,
             registry=registry, registry_storage=registry_storage, min_score=min_score, max_model_mb=max_model_mb,
             max_latency_p95_ms=max_latency_p95_ms, latency_frames=latency_frames, champion_margin=champion_margin,
-            plumbing=preset.plumbing,
+            plumbing=preset.plumbing, eval_corpus_fingerprint=data.eval_fingerprint,
+            shared_participants=data.shared_participants,
         )
         # The gate reads the registry's current champion: a cached verdict would judge against a stale one.
         placement.place(judged, "gate").set_caching_options(False)

@@ -1,6 +1,7 @@
 """The isolated-signs DAG: the top-50 recipe as one pipeline.
 
-    validate -> plan folds -> train fold ×k (ParallelFor) -> export ensemble (Collected)
+    corpora (`pipelines.corpora`: fingerprint, validate, held-out signers)
+    -> plan folds -> train fold ×k (ParallelFor) -> export ensemble (Collected)
     -> evaluate -> gate -> If(passed): publish
 
 `plan folds` assigns whole participants to k folds (StratifiedGroupKFold) and estimates the
@@ -11,13 +12,14 @@ evaluate scores that bundle the asl-signs way on the evaluation corpus (accuracy
 latency per sequence, the confusion matrix); the gate checks the 40 MB and mean-latency limits,
 an accuracy floor and the champion; publish promotes the bundle when the gate passed.
 
-`build_pipeline(preset, target)` returns the `@dsl.pipeline` function for one preset
-(`pipelines.signs_presets`) and target, like `pipelines.fingerspelling`: "local" leaves every
+`build_pipeline(preset, target, images, hold_out)` returns the `@dsl.pipeline` function for one
+preset (`pipelines.signs_presets`), target and form of the head, like `pipelines.fingerspelling`: "local" leaves every
 step on the local interpreter, "vertex" sets each step's image (`signpipe.images`: the training
 steps on the image of their accelerator) and machine. Run-time parameters default to the preset,
-plus `corpus_uri`, `eval_corpus_uri` (keep it fixed across runs: the champion is judged on it; its
-participants should not be in the training corpus, and the plan step counts those that are),
-`registry`, `registry_storage` and `labels`. `vertex` is accepted, unused, so that `signpipe
+plus `corpus_uri`, `eval_corpus_uri` (keep it fixed across runs: the champion is judged on it; a
+corpus sharing participants with the training corpus is refused unless
+`allow_shared_participants`) or, in the hold-out form, `holdout_fraction` and `holdout_seed`,
+`cache_max_age_days`, `registry`, `registry_storage` and `labels`. `vertex` is accepted, unused, so that `signpipe
 submit` sends both pipelines the same parameters.
 
 (No `from __future__ import annotations` here: kfp reads the pipeline's parameter types from
@@ -28,7 +30,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Model
+from kfp.dsl import Artifact, Model
 
 from components.publish import publish
 from components.signs_evaluate import evaluate_signs
@@ -36,7 +38,7 @@ from components.signs_export import export_ensemble
 from components.signs_gate import gate_signs
 from components.signs_plan import plan_folds
 from components.signs_train import train_fold
-from components.validate import validate
+from pipelines.corpora import HOLDOUT_SEED, corpora, for_form
 from pipelines.presets import TaskPlacement
 from pipelines.signs_presets import SignsPipelinePreset
 
@@ -52,19 +54,22 @@ class PipelineOutputs(NamedTuple):
     verdict: Artifact
 
 
-def build_pipeline(preset: SignsPipelinePreset, target: str = "local", images: Mapping[str, str] | None = None) -> Callable:
+def build_pipeline(preset: SignsPipelinePreset, target: str = "local", images: Mapping[str, str] | None = None,
+                   hold_out: bool = False) -> Callable:
     """The pipeline function of `preset` for `target` ("local" or "vertex"; "vertex" needs
-    `images`, image family -> image reference, see `signpipe.images.image_uris`)."""
+    `images`, image family -> image reference, see `signpipe.images.image_uris`); `hold_out`:
+    the form that holds participants of the corpus out to score on (`pipelines.corpora`)."""
     placement = TaskPlacement(preset, target, images)
     defaults: dict[str, Any] = preset.runtime_parameters()
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
-        description=f"Isolated signs (top-50 recipe), preset {preset.name}: {preset.description}",
+        description=f"Isolated signs (top-50 recipe), preset {preset.name}: {preset.description}"
+                    + (" (scored on participants held out of the corpus)" if hold_out else ""),
     )
+    @for_form(hold_out)
     def isolated_signs(
         corpus_uri: str,
-        eval_corpus_uri: str,
         registry: str,
         registry_storage: str = "",
         labels: dict = {},  # noqa: B006 (kfp reads defaults from the signature; never mutated)
@@ -81,36 +86,43 @@ def build_pipeline(preset: SignsPipelinePreset, target: str = "local", images: M
         max_model_mb: float = defaults["max_model_mb"],
         max_mean_latency_ms: float = defaults["max_mean_latency_ms"],
         champion_margin: float = defaults["champion_margin"],
+        cache_max_age_days: int = 0,
+        eval_corpus_uri: str = "",
+        allow_shared_participants: bool = False,
+        holdout_fraction: float = preset.holdout_fraction,
+        holdout_seed: int = HOLDOUT_SEED,
     ) -> PipelineOutputs:
-        corpus = dsl.importer(artifact_uri=corpus_uri, artifact_class=Dataset, reimport=False).set_display_name("corpus")
-        eval_corpus = dsl.importer(artifact_uri=eval_corpus_uri, artifact_class=Dataset, reimport=False).set_display_name(
-            "evaluation corpus"
-        )
-        validated = placement.place(validate(corpus=corpus.output), "validate")
+        data = corpora(placement, hold_out, corpus_uri, eval_corpus_uri, cache_max_age_days, holdout_fraction, holdout_seed,
+                       allow_shared_participants)
         planned = placement.place(
-            plan_folds(corpus=corpus.output, eval_corpus=eval_corpus.output, n_folds=n_folds, fold_seed=fold_seed,
-                       y_scale=y_scale, training_preset=signs_preset, training_overrides=signs_overrides),
+            plan_folds(corpus=data.train, eval_corpus=data.eval, n_folds=n_folds, fold_seed=fold_seed,
+                       y_scale=y_scale, training_preset=signs_preset, training_overrides=signs_overrides,
+                       corpus_fingerprint=data.train_key, eval_corpus_fingerprint=data.eval_key),
             "plan-folds",
         )
-        planned.after(validated)
+        for ready in data.ready:
+            planned.after(ready)
         with dsl.ParallelFor(planned.outputs["Output"], name="folds") as fold:
             trained = placement.place(
-                train_fold(corpus=corpus.output, plan=planned.outputs["plan"], fold=fold, preset=signs_preset,
-                           overrides=signs_overrides),
+                train_fold(corpus=data.train, plan=planned.outputs["plan"], fold=fold, preset=signs_preset,
+                           overrides=signs_overrides, corpus_fingerprint=data.train_key),
                 "train-fold",
             )
         exported = placement.place(
-            export_ensemble(folds=dsl.Collected(trained.outputs["model"]), quantize=quantize, checkpoint=checkpoint),
+            export_ensemble(folds=dsl.Collected(trained.outputs["model"]), quantize=quantize, checkpoint=checkpoint,
+                            corpus_fingerprint=data.train_fingerprint),
             "export-ensemble",
         ).set_display_name("export fold ensemble")
         scored = placement.place(
-            evaluate_signs(bundle=exported.outputs["bundle"], eval_corpus=eval_corpus.output, threads=eval_threads),
+            evaluate_signs(bundle=exported.outputs["bundle"], eval_corpus=data.eval, threads=eval_threads,
+                           eval_corpus_fingerprint=data.eval_fingerprint),
             "evaluate-signs",
         )
         judged = gate_signs(
-            bundle=exported.outputs["bundle"], evaluation=scored.outputs["evaluation"], eval_corpus=eval_corpus.output,
+            bundle=exported.outputs["bundle"], evaluation=scored.outputs["evaluation"], eval_corpus=data.eval,
             registry=registry, registry_storage=registry_storage, min_accuracy=min_accuracy, max_model_mb=max_model_mb,
             max_mean_latency_ms=max_mean_latency_ms, champion_margin=champion_margin, plumbing=preset.plumbing,
+            eval_corpus_fingerprint=data.eval_fingerprint, shared_participants=data.shared_participants,
         )
         # the gate reads the registry's current champion: a cached verdict would judge against a stale one
         placement.place(judged, "gate-signs").set_caching_options(False)

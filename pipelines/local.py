@@ -7,9 +7,11 @@ Every task runs as a subprocess of this interpreter (`kfp.local.SubprocessRunner
 with kfp's own DAG orchestration (ParallelFor, Collected, If, importers), exactly the compiled
 graph that Vertex AI runs. A run keeps everything under `runs/<name>-<time>/`:
 
-- `corpus/`, `eval-corpus/`: the synthetic corpora, when no data was given; for isolated signs
-  given `--data` but no `--eval-data`, the corpus split by participant (`holdout.json` says who
-  was held out of training to score the bundle on);
+- `corpus/`, `eval-corpus/`: the synthetic corpora, when no data was given; given `--data` but
+  no `--eval-data`, the corpus split by participant (`holdout.json` says who was held out of
+  training to score the bundle on): a model is never scored on the signers it trained on. A
+  given `--eval-data` that shares participants with `--data` is refused before anything runs,
+  unless `allow_shared_participants` (then the summary and the gate's report say so);
 - `pipeline/`: kfp's pipeline root, one folder per task with its artifacts;
 - `pipeline.log`: every task's full output (training progress, TensorFlow's chatter);
 - `summary.json`: what the terminal summary shows, plus the time per task.
@@ -45,16 +47,16 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from signpipe.data.atomic import atomic_write_text
 from signpipe.errors import ConfigError, SignpipeError
-from signpipe.export.gate import PLUMBING_NOTE
+from signpipe.export.gate import PLUMBING_NOTE, shared_signers_note
 
 RUNS_DIR = Path("runs")
 REGISTRY_DIR = "registry"
 PLUMBING_REGISTRY_DIR = "plumbing-registry"
-TRAINING_DATA_NOTE = "measured on the training corpus: it shows what the model memorized, not how it reads new signers"
 SUMMARY_FILE = "summary.json"
 CACHE_DIR = ".kfp-cache"
 LOG_FILE = "pipeline.log"
@@ -176,6 +178,7 @@ def summarize(outputs: Mapping[str, Any], before: Mapping[str, Any], after: Mapp
         summary["bundle"] = str(Path(exported["uri"]) / exported["metadata"].get("file", "model.zip"))
         summary["model_mb"] = exported["metadata"].get("model_mb")
         summary["quantize"] = exported["metadata"].get("quantize")
+        summary["corpus_fingerprint"] = exported["metadata"].get("corpus_fingerprint")
         if "oof_accuracy" in exported["metadata"]:  # a fold ensemble: the cross-validated accuracy of its folds
             summary["oof_accuracy"] = exported["metadata"]["oof_accuracy"]
             summary["n_folds"] = exported["metadata"].get("n_folds")
@@ -186,6 +189,7 @@ def summarize(outputs: Mapping[str, Any], before: Mapping[str, Any], after: Mapp
                         "latency_ms": meta.get("latency_ms")})
         if meta.get("top3_accuracy") is not None:
             summary["top3_accuracy"] = meta["top3_accuracy"]
+        summary["eval_corpus_fingerprint"] = meta.get("data_fingerprint")
     verdict = outputs.get("verdict")
     if verdict:
         summary["gate"] = "passed" if verdict["metadata"].get("passed") else "failed"
@@ -198,6 +202,10 @@ def summarize(outputs: Mapping[str, Any], before: Mapping[str, Any], after: Mapp
     summary["champion_bundle"] = f"{champion['uri']}/{champion['bundle']}" if champion else None
     summary["champion_score"] = champion["evaluation"].get("score") if champion else None
     return summary
+
+
+def _with_fingerprint(where: str, fingerprint: str | None) -> str:
+    return f"{where} (fingerprint {fingerprint})" if where and fingerprint else where
 
 
 def _count(value: Any) -> Any:
@@ -220,8 +228,8 @@ def print_summary(console: Console, run: LocalRun) -> None:
         row("preset", f"{run.preset}: {PLUMBING_NOTE}")
     if figures.get("score") is not None:
         score = f"{figures['score']:.4f} ({figures.get('metric')}, {_count(figures.get('eval_sequences'))} sequences)"
-        if figures.get("evaluated_on_training_data"):
-            score += f"; WARNING: {TRAINING_DATA_NOTE}"
+        if figures.get("shared_participants"):
+            score += f"; WARNING: {shared_signers_note(figures['shared_participants'])}"
         elif figures.get("plumbing"):
             score += " (plumbing preset: means nothing)"
         row("score", score)
@@ -231,8 +239,9 @@ def print_summary(console: Console, run: LocalRun) -> None:
         row("out-of-fold", f"{figures['oof_accuracy']:.4f} accuracy over {_count(figures.get('n_folds'))} folds "
                            "(each fold's model on its own unseen signers)")
     held_out = figures.get("held_out_participants")
-    row("evaluated on", figures.get("eval_corpus", "") + (f" (held-out participants {', '.join(map(str, held_out))})"
-                                                          if held_out else ""))
+    row("trained on", _with_fingerprint(figures.get("corpus", ""), figures.get("corpus_fingerprint")))
+    row("evaluated on", _with_fingerprint(figures.get("eval_corpus", ""), figures.get("eval_corpus_fingerprint"))
+        + (f" (held-out participants {', '.join(map(str, held_out))})" if held_out else ""))
     row("size", f"{figures['model_mb']} MB ({figures.get('quantize')})" if figures.get("model_mb") is not None else None)
     latency = figures.get("latency_ms") or {}
     mean = f"mean {latency['mean']} ms, " if "mean" in latency else ""
@@ -322,10 +331,9 @@ def synthesize_signs_corpora(run_dir: Path, chosen: Any, console: Console) -> tu
 
 
 def hold_out_signers(run_dir: Path, data: Path, chosen: Any, console: Console) -> tuple[Path, Path]:
-    """An isolated-signs run given a corpus and no evaluation corpus: about `holdout_fraction` of
-    the participants go to `eval-corpus/` and never train (`signpipe.data.holdout`), the rest to
-    `corpus/`; a fold ensemble scored on its own training signers would only show what it
-    memorized."""
+    """A run given a corpus and no evaluation corpus: about `holdout_fraction` of the
+    participants go to `eval-corpus/` and never train (`signpipe.data.holdout`), the rest to
+    `corpus/`; a model scored on its own training signers would only show what it memorized."""
     from signpipe.data.holdout import split_by_participant
 
     split = split_by_participant(data, run_dir / "corpus", run_dir / "eval-corpus", chosen.holdout_fraction,
@@ -343,8 +351,8 @@ def hold_out_signers(run_dir: Path, data: Path, chosen: Any, console: Console) -
 def prepare_corpora(pipeline: str, chosen: Any, run_dir: Path, data: str | Path | None, eval_data: str | Path | None,
                     console: Console) -> tuple[Path, Path]:
     """(training corpus, evaluation corpus) of a local run: synthetic ones without data; the
-    given ones; or, given only a training corpus, its held-out signers (isolated signs) or the
-    training corpus itself (fingerspelling, whose files hold many signers' sequences each)."""
+    given ones; or, given only a training corpus, the corpus split into training signers and
+    held-out signers."""
     if data is None:
         if pipeline == "isolated-signs":
             return synthesize_signs_corpora(run_dir, chosen, console)
@@ -352,11 +360,28 @@ def prepare_corpora(pipeline: str, chosen: Any, run_dir: Path, data: str | Path 
     corpus = Path(data).resolve()
     if eval_data is not None:
         return corpus, Path(eval_data).resolve()
-    if pipeline == "isolated-signs":
-        return hold_out_signers(run_dir, corpus, chosen, console)
-    console.print(f"[yellow]note:[/] no --eval-data: the bundle is scored on the training corpus itself ({TRAINING_DATA_NOTE})",
-                  highlight=False)
-    return corpus, corpus
+    return hold_out_signers(run_dir, corpus, chosen, console)
+
+
+def check_shared_participants(data: str | Path | None, eval_data: str | Path | None, allow: bool, console: Console) -> int:
+    """How many participants a given evaluation corpus shares with the given training corpus: a
+    `ConfigError` when any do and `allow` is off (before anything is made; the pipeline's
+    `check_held_out` step would fail the same way, later), a warning when allowed. 0 when the
+    run makes its own evaluation corpus (synthetic, or held-out signers)."""
+    if data is None or eval_data is None:
+        return 0
+    from signpipe.data.holdout import shared_participants
+
+    shared = shared_participants(data, eval_data)
+    if shared and not allow:
+        listed = ", ".join(map(str, shared[:10])) + (f" and {len(shared) - 10} more" if len(shared) > 10 else "")
+        raise ConfigError(f"--eval-data {eval_data} shares {len(shared)} participant(s) with --data {data} ({listed}): a score "
+                          "on signers the model trained on shows what it memorized. Pass an evaluation corpus of other "
+                          "signers, or no --eval-data to hold participants of --data out of training "
+                          "(--allow-shared-participants to score on them anyway, flagged in the summary and the gate's report)")
+    if shared:
+        console.print(f"[yellow]warning:[/] {escape(shared_signers_note(len(shared)))}", highlight=False)
+    return len(shared)
 
 
 def run_parameters(preset_name: str, overrides: Sequence[str], fixed: Mapping[str, Any],
@@ -381,6 +406,7 @@ def run_local(
     name: str | None = None,
     console: Console | None = None,
     enable_caching: bool = False,
+    allow_shared_participants: bool = False,
 ) -> LocalRun:
     """Run `pipeline` with `preset_name` locally (see the module docstring); raises
     `SignpipeError` when a task fails, after printing the summary of what did run."""
@@ -397,6 +423,7 @@ def run_local(
     if eval_data is not None and not Path(eval_data).is_dir():
         raise ConfigError(f"--eval-data {eval_data}: no such corpus folder (expected a corpus in the Kaggle layout)")
     parameters = run_parameters(preset_name, overrides, {}, pipeline)  # a bad override fails before anything is made
+    shared = check_shared_participants(data, eval_data, allow_shared_participants, console)
     run_dir = new_run_dir(runs_dir, name or f"{pipeline}-{preset_name}").resolve()
     try:
         revision = git_revision(Path(__file__).resolve().parent.parent)
@@ -411,6 +438,7 @@ def run_local(
         **parameters,
         "corpus_uri": str(corpus),
         "eval_corpus_uri": str(held_out),
+        "allow_shared_participants": allow_shared_participants,
         "registry": str(registry_dir.resolve()),
         "labels": {"preset": preset_name, "revision": revision, "target": "local"},
     }
@@ -448,8 +476,9 @@ def run_local(
         root_logger.setLevel(level)
     outputs = artifact_outputs(finished)
     summary = summarize(outputs, before, registry_state(registry_dir))
+    summary["corpus"] = str(corpus)
     summary["eval_corpus"] = str(held_out)
-    summary["evaluated_on_training_data"] = Path(held_out).resolve() == Path(corpus).resolve()
+    summary["shared_participants"] = shared
     summary["plumbing"] = plumbing
     summary["registry"] = str(registry_dir.resolve())
     if (run_dir / HOLDOUT_FILE).is_file():

@@ -19,9 +19,11 @@ The isolated-signs pipeline has its own table of the same two halves (`pipelines
 places the steps of either (each preset says which image family runs a step: `image_step`).
 
 Machines: CPU steps get a CPU/memory size; GPU steps add `accelerator_type`/`accelerator_count`,
-which a plain pipeline step can request; the TPU pretraining step has a `machine_type`,
-`tpu_topology` and `replica_count`, which only a Vertex custom job can express, so that step is
-compiled as a launcher that runs the training in a custom job (docs/pipelines.md explains why).
+which a plain pipeline step can request; the TPU pretraining step has a TPU VM `machine_type`
+(`ct5lp-hightpu-4t`, which bundles its chips: no accelerator fields) and a `tpu_topology` (which
+decides how many VMs the slice has), which only a Vertex custom job can express, so that step is
+compiled as a launcher that runs the training in a custom job (docs/pipelines.md explains why, and
+which Vertex AI documentation the machines were checked against).
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ OPTIONAL_STAGES = ("pretrain", "noisy_student", "distill")
 # Pipeline step -> the step name `signpipe.images` knows it by (which image family runs it).
 IMAGE_STEP = {
     "validate": "validate",
+    # the head of the DAG (pipelines.corpora): small CPU steps on the validation image
+    "fingerprint-corpus": "validate",
+    "hold-out-participants": "validate",
+    "check-held-out": "validate",
     "estimate-y-scale": "aspect_ratio",
     "plan-shards": "preprocess",
     "write-shard": "preprocess",
@@ -68,9 +74,12 @@ class Machine:
     """The hardware of one step on Vertex AI.
 
     `cpu`/`memory` size the step's VM (Vertex picks the machine type from them);
-    `accelerator_type` is a Vertex accelerator enum name (`NVIDIA_L4`, `TPU_V5_LITEPOD`).
-    `machine_type` (with `tpu_topology` and `replica_count`) asks for an exact machine, which only
-    a custom job can: a step with one runs as a launcher step that submits and awaits the job.
+    `accelerator_type` is a Vertex accelerator enum name (`NVIDIA_L4`).
+    `machine_type` asks for an exact machine, which only a custom job can: a step with one runs as
+    a launcher step that submits and awaits the job. A TPU VM machine type (`ct5lp-hightpu-4t`)
+    takes a `tpu_topology` from the ones Vertex AI documents for it and no accelerator fields; its
+    slice runs as one replica, the topology deciding the number of VMs (`hosts`). `replica_count`
+    is for other machine types (a primary replica and workers).
     """
 
     cpu: str = "4"
@@ -98,6 +107,10 @@ class Machine:
             problems.append("tpu_topology and replica_count > 1 need a machine_type (they only exist in a custom job)")
         if self.accelerator_type.upper().startswith("TPU") and not self.machine_type:
             problems.append(f"{self.accelerator_type}: a TPU needs its machine_type (e.g. ct5lp-hightpu-4t) and topology")
+        if self.machine_type:
+            from signpipe.custom_jobs import tpu_vm_problems
+
+            problems += tpu_vm_problems(dataclasses.asdict(self))
         if problems:
             raise ConfigError("machine: " + "; ".join(problems))
 
@@ -106,9 +119,28 @@ class Machine:
         """Whether the step must run as a Vertex custom job rather than as a plain pipeline step."""
         return bool(self.machine_type)
 
+    @property
+    def accelerator(self) -> str:
+        """The accelerator the step computes on (which image family runs it): its `accelerator_type`,
+        or the one its TPU VM machine type bundles (`TPU_V5_LITEPOD` for ct5lp-*)."""
+        from signpipe.custom_jobs import TPU_VM_MACHINE_TYPES
+
+        tpu = TPU_VM_MACHINE_TYPES.get(self.machine_type)
+        return tpu.accelerator if tpu is not None else self.accelerator_type
+
+    @property
+    def hosts(self) -> int:
+        """How many VMs run the step: the slice's VMs for a TPU VM machine type, else the replicas."""
+        from signpipe.custom_jobs import TPU_VM_MACHINE_TYPES, tpu_vm_hosts
+
+        if self.machine_type in TPU_VM_MACHINE_TYPES:
+            return tpu_vm_hosts(self.machine_type, self.tpu_topology)
+        return self.replica_count
+
     def worker_pool_specs(self, image_uri: str, command: list[str], args: list[str]) -> list[dict[str, Any]]:
         """The custom job's worker pools (`WorkerPoolSpec` fields, `signpipe.custom_jobs.worker_pool_specs`):
-        the primary replica, then the other replicas as a second pool with the same machine."""
+        a TPU slice as one pool of one replica, other machines as the primary replica and then the
+        other replicas as a second pool."""
         from signpipe.custom_jobs import worker_pool_specs
 
         return worker_pool_specs(dataclasses.asdict(self), image_uri, command, args)
@@ -162,6 +194,9 @@ class PipelinePreset:
     synth_participants: int | None = None
     """Its signers (None: the generator's default, one per 50 sequences up to 40); the evaluation
     corpus gets a fifth as many, all others."""
+    holdout_fraction: float = 0.2
+    """Given a corpus and no evaluation corpus, about this share of its `train` sequences, whole
+    participants, is held out of training to score the bundle on (`signpipe.data.holdout`)."""
     noisy_student_from_teacher: bool = False
     """Start the noisy student from the teacher's weights (EMA encoder and CTC head) rather than from
     the pretrained encoder or from scratch: on a budget of minutes the student then spends its steps
@@ -234,11 +269,12 @@ _CPU_SMALL = Machine(cpu="4", memory="16G")
 _CPU_LARGE = Machine(cpu="8", memory="32G")
 _L4 = Machine(cpu="8", memory="32G", accelerator_type="NVIDIA_L4", accelerator_count=1)
 _A100 = Machine(cpu="12", memory="85G", accelerator_type="NVIDIA_TESLA_A100", accelerator_count=1)
-# TPU v5e: one host of 4 chips (2x2) for the small model; a 4x4 slice over 4 hosts for the large one.
-_V5E_2X2 = Machine(cpu="24", memory="48G", accelerator_type="TPU_V5_LITEPOD", accelerator_count=4,
-                   machine_type="ct5lp-hightpu-4t", tpu_topology="2x2")
-_V5E_4X4 = Machine(cpu="24", memory="48G", accelerator_type="TPU_V5_LITEPOD", accelerator_count=4,
-                   machine_type="ct5lp-hightpu-4t", tpu_topology="4x4", replica_count=4)
+# TPU v5e: one VM of 4 chips (2x2) for the small model; a 4x4 slice (16 chips on 4 VMs of
+# ct5lp-hightpu-4t) for the large one. Vertex AI takes a TPU VM as its machine type and topology
+# only, in one worker pool of one replica (docs/pipelines.md, "Checked against the Vertex AI
+# documentation"); cpu/memory apply to plain steps only and are not sent.
+_V5E_2X2 = Machine(cpu="24", memory="48G", machine_type="ct5lp-hightpu-4t", tpu_topology="2x2")
+_V5E_4X4 = Machine(cpu="24", memory="48G", machine_type="ct5lp-hightpu-4t", tpu_topology="4x4")
 
 # One padded length per stage (length_bucket = max_length): on 2 cores each distinct batch shape
 # costs a compilation of the train and eval steps, which at these budgets outweighs the training.
@@ -384,7 +420,7 @@ class TaskPlacement:
                 f"preset {self.preset.name!r}: step {step!r} asks for machine type {machine.machine_type}, which only a "
                 "custom job provides; only pretraining has a custom-job form (pipelines.fingerspelling)"
             )
-        task.set_container_image(self._image(step, machine.accelerator_type))
+        task.set_container_image(self._image(step, machine.accelerator))
         task.set_cpu_limit(machine.cpu).set_memory_limit(machine.memory)
         if machine.accelerator_type:
             task.set_accelerator_type(machine.accelerator_type).set_accelerator_limit(machine.accelerator_count)
@@ -402,7 +438,7 @@ class TaskPlacement:
 
     def training_image(self, step: str) -> str:
         """The image the custom job of `step` runs (its accelerator's family)."""
-        return self._image(step, self.preset.machine(step).accelerator_type)
+        return self._image(step, self.preset.machine(step).accelerator)
 
     def machine_dict(self, step: str) -> dict[str, Any]:
         return dataclasses.asdict(self.preset.machine(step))

@@ -29,9 +29,9 @@ Every preset's gate also asks for an accuracy strictly above the evaluation corp
 baseline (`signpipe.export.signs_gate`); every preset but a plumbing one must set an accuracy floor
 above 0 as well (an empty or constant answer must not pass).
 
-`holdout_fraction` applies to local runs only: given a corpus and no evaluation corpus, a local
-run holds about that share of the participants out of training and scores the bundle on them
-(`signpipe.data.holdout`).
+`holdout_fraction`: given a corpus and no evaluation corpus, a run (local, or on Vertex AI in the
+hold-out form of `pipelines.corpora`) holds about that share of the participants out of training
+and scores the bundle on them (`signpipe.data.holdout`).
 """
 
 from __future__ import annotations
@@ -48,6 +48,10 @@ TRAINING_PREFIX = "signs"
 """`signs.FIELD=value` overrides go to the fold training config (`signs_overrides`)."""
 IMAGE_STEP = {
     "validate": "validate",
+    # the head of the DAG (pipelines.corpora): small CPU steps on the validation image
+    "fingerprint-corpus": "validate",
+    "hold-out-participants": "validate",
+    "check-held-out": "validate",
     "plan-folds": "preprocess",
     "train-fold": "finetune",
     "export-ensemble": "export",

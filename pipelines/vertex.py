@@ -5,6 +5,12 @@ Everything goes through `google-cloud-aiplatform` (the locked SDK):
 - `submit`: compile the pipeline for Vertex (images tagged with the checkout's revision, machines
   from the preset) and create a `PipelineJob` with the preset's parameters, `key=value`
   overrides, the run's service account and labels (preset, git revision); returns the console link.
+  The bundle is scored on `--eval-data`, a corpus of other signers (refused when it shares
+  participants with `--data`, unless `allow_shared_participants`), or, without it, on
+  participants the run holds out of `--data` (the hold-out form of `pipelines.corpora`).
+  Cached outputs are reused only while younger than the bucket keeps run artifacts
+  (`cache_max_age_days`, below Terraform's `run_retention_days`), and never across a change of
+  the data at the same address (the corpus fingerprint).
 - `create_schedule`: the same job as a `PipelineJobSchedule` with a cron expression, so retraining
   runs on its own; `list_schedules`, `pause_schedule`, `resume_schedule`, `delete_schedule`.
 - `list_runs`, `show_run`: job states and per-task states.
@@ -42,6 +48,11 @@ from signpipe.errors import ConfigError
 CONSOLE = "https://console.cloud.google.com/vertex-ai"
 DEFAULT_PIPELINE = "fingerspelling"
 MODELS_FOLDER = "models"
+DEFAULT_RUN_RETENTION_DAYS = 30
+"""The dev environment's retention (infra/envs/dev), assumed when the settings do not say."""
+CACHE_AGE_MARGIN_DAYS = 7
+"""A cached output is reused while younger than the retention minus this: a run that hits the cache
+has a week to read it before the bucket deletes it (pretraining on the large preset takes days)."""
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?LW#]+$")
 
 
@@ -86,6 +97,17 @@ class RunRequest:
     image_tag: str
     enable_caching: bool | None = None
     display_name: str = ""
+    hold_out: bool = False
+    """The pipeline's hold-out form: no evaluation corpus given, participants of the corpus held out."""
+
+    def evaluation(self) -> dict[str, Any]:
+        """What the bundle is scored on, as a dry run or a schedule's listing shows it."""
+        if self.hold_out:
+            return {"corpus": "participants held out of --data (never trained on)", "source": self.parameters["corpus_uri"],
+                    "holdout_fraction": self.parameters.get("holdout_fraction", "preset default"),
+                    "holdout_seed": self.parameters.get("holdout_seed", "default")}
+        return {"corpus": self.parameters["eval_corpus_uri"],
+                "allow_shared_participants": bool(self.parameters.get("allow_shared_participants", False))}
 
 
 def build_run_request(
@@ -100,11 +122,14 @@ def build_run_request(
     image_tag: str | None = None,
     enable_caching: bool | None = None,
     display_name: str = "",
+    allow_shared_participants: bool = False,
 ) -> RunRequest:
     """Parameters and labels of a Vertex run: the preset's run-time parameters, `key=value`
-    overrides (checked against the training configs here), the corpora, and the registry (by
-    default the project's Vertex Model Registry, bundles kept under gs://BUCKET/models)."""
+    overrides (checked against the training configs here), the corpora (`eval_corpus_uri`, or
+    none: the hold-out form), the cache age, and the registry (by default the project's Vertex
+    Model Registry, bundles kept under gs://BUCKET/models)."""
     from pipelines.compile import check_pipeline_name
+    from pipelines.corpora import HOLDOUT_SEED
     from pipelines.presets import apply_overrides, check_training_overrides, preset
     from signpipe.images import resolve_tag
 
@@ -116,19 +141,39 @@ def build_run_request(
         raise ConfigError("no corpus: pass --data gs://BUCKET/PATH (a corpus in the Kaggle layout)")
     if not settings.pipeline_root:
         raise ConfigError("no pipeline root: pass --pipeline-root gs://BUCKET/PATH (or --from-terraform)")
+    if eval_corpus_uri and eval_corpus_uri.rstrip("/") == corpus_uri.rstrip("/"):
+        raise ConfigError(f"--eval-data {eval_corpus_uri}: the training corpus itself; a model scored on the signers it "
+                          "trained on shows what it memorized. Pass a corpus of other signers, or no --eval-data to hold "
+                          "participants of --data out of training")
+    if allow_shared_participants and not eval_corpus_uri:
+        raise ConfigError("allow_shared_participants needs --eval-data (without it the run holds participants out of --data, "
+                          "so none are shared)")
     tag = resolve_tag(image_tag, Path(__file__).resolve().parent.parent)
-    parameters = apply_overrides(preset(preset_name, pipeline).runtime_parameters(), overrides)
+    hold_out = not eval_corpus_uri
+    chosen = preset(preset_name, pipeline)
+    base = {**chosen.runtime_parameters(), "cache_max_age_days": cache_max_age_days(settings)}
+    if hold_out:  # the hold-out form's own parameters, which `key=value` may override too
+        base.update(holdout_fraction=chosen.holdout_fraction, holdout_seed=HOLDOUT_SEED)
+    parameters = apply_overrides(base, overrides)
     check_training_overrides(parameters)
+    if not hold_out:
+        parameters.update(eval_corpus_uri=eval_corpus_uri, allow_shared_participants=allow_shared_participants)
     parameters.update({
         "corpus_uri": corpus_uri,
-        "eval_corpus_uri": eval_corpus_uri or corpus_uri,
         "registry": registry or f"vertex://{settings.project}/{settings.region}/signpipe-{pipeline}",
         "registry_storage": registry_storage or f"gs://{settings.bucket}/{MODELS_FOLDER}",
         "labels": {"preset": preset_name, "revision": tag},
         "vertex": settings.vertex_parameter(),
     })
     return RunRequest(pipeline, preset_name, settings, parameters, run_labels(preset_name, pipeline, tag), tag,
-                      enable_caching, display_name or f"signpipe-{pipeline}-{preset_name}")
+                      enable_caching, display_name or f"signpipe-{pipeline}-{preset_name}", hold_out)
+
+
+def cache_max_age_days(settings: VertexSettings) -> int:
+    """How old a cached output may be when a run reuses it: the bucket's retention of run artifacts
+    (`run_retention_days`, by default the dev environment's) less `CACHE_AGE_MARGIN_DAYS`, at least 1."""
+    retention = settings.run_retention_days or DEFAULT_RUN_RETENTION_DAYS
+    return max(1, retention - CACHE_AGE_MARGIN_DAYS)
 
 
 def _pipeline_job(request: RunRequest, template: Path, job_id: str | None = None) -> Any:
@@ -146,11 +191,17 @@ def _pipeline_job(request: RunRequest, template: Path, job_id: str | None = None
     )
 
 
-def _compiled(request: RunRequest, directory: str) -> Path:
+def compile_request(request: RunRequest, directory: str | Path) -> Any:
+    """The spec `request` runs (its form: with an evaluation corpus or holding participants out),
+    compiled into `directory` and checked (`pipelines.compile.CompiledPipeline`)."""
     from pipelines.compile import compile_to_directory, resolve_images
 
     images = resolve_images(request.settings.docker_registry or None, request.image_tag)
-    return compile_to_directory(request.pipeline, request.preset, "vertex", images, directory).path
+    return compile_to_directory(request.pipeline, request.preset, "vertex", images, directory, request.hold_out)
+
+
+def _compiled(request: RunRequest, directory: str) -> Path:
+    return compile_request(request, directory).path
 
 
 @dataclasses.dataclass(frozen=True)

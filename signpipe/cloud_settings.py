@@ -33,6 +33,8 @@ TERRAFORM_OUTPUTS = (
     "kfp_registry",
     "tensorboard",
 )
+# Outputs read when present: an environment deployed before they existed still works without them.
+TERRAFORM_OPTIONAL_OUTPUTS = ("run_retention_days",)
 # Output name -> prefix its value must start with: catches a wrong or hand-edited outputs file
 # before it becomes a pipeline writing to the wrong place.
 _VALUE_PREFIXES = {"pipeline_root": "gs://", "kfp_registry": "https://", "tensorboard": "projects/"}
@@ -122,6 +124,9 @@ class VertexSettings:
     tensorboard: str = ""
     api_endpoint: str = ""
     """Default: the region's Vertex AI endpoint. `http://host:port`: plain REST, no credentials."""
+    run_retention_days: int = 0
+    """Days the bucket keeps run artifacts under the pipeline root (Terraform's output; 0: unknown).
+    A cached output is reused only while younger than that (`cache_max_age_days`)."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -150,6 +155,8 @@ class VertexSettings:
             "docker_registry": outputs["docker_registry"],
             "tensorboard": outputs["tensorboard"],
         }
+        if outputs.get("run_retention_days"):  # an environment deployed before this output existed has none
+            values["run_retention_days"] = int(outputs["run_retention_days"])
         values.update({key: value for key, value in overrides.items() if value})
         return cls(**values)
 

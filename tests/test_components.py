@@ -2,8 +2,11 @@
 artifact objects pointing at temporary folders: what each stage writes, and what it records as
 artifact metadata and metrics.
 
-The data stages run in seconds; the chain from finetuning to publish trains tiny models for a
-couple of steps and converts one to TFLite, so those tests are marked slow (`make test-slow`)."""
+The data stages run in seconds; the chain from finetuning to the gate trains tiny models for two
+steps on 24 sequences and converts one to TFLite: about half a minute on 2 cores, so it runs with the
+default suite (`make test`, hence in CI). The promotion guard has a test of its own with two real
+bundles whose order is known by construction: a model worse than the champion must fail the gate on
+its "vs champion" criterion and leave the champion in place."""
 
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from components.preprocess import gather_shards, plan_shards, write_shard
 from components.pretrain import pretrain, pretrain_on_custom_job
 from components.publish import publish
 from components.validate import validate
-from signpipe.errors import CorpusError
+from signpipe.errors import CorpusError, SignpipeError
 from signpipe.registry import LocalModelRegistry
 
 TRAIN_FAST = {"total_steps": 2, "warmup_steps": 0, "batch_size": 4, "eval_batch_size": 8, "max_length": 32, "length_bucket": 16,
@@ -173,9 +176,16 @@ def test_publish_promotes_in_the_local_registry(tmp_path):
                         champion_margin=0.0, labels={}, run_name="run-2", published=published)
     assert published.metadata["version"] == "0002" and not published.metadata["champion"]
     assert LocalModelRegistry(registry).champion().version == "0001"
+    # a verdict that did not pass is never published, whatever calls publish
+    Path(verdict.path).write_text(json.dumps({"passed": False, "champion": None, "criteria": [
+        {"name": "normalized_levenshtein", "passed": False}, {"name": "model size", "passed": True}]}))
+    with pytest.raises(SignpipeError, match=r"did not pass this bundle \(normalized_levenshtein\)"):
+        publish.python_func(bundle=bundle, evaluation=evaluation, verdict=verdict, registry=str(registry), registry_storage="",
+                            champion_margin=0.0, labels={}, run_name="run-3", published=artifact(Artifact, tmp_path / "p3", "published"))
+    assert [v.version for v in LocalModelRegistry(registry).versions()] == ["0001", "0002"]
 
 
-# --- the training chain (slow) -----------------------------------------------------------------
+# --- the training chain: two steps per stage, tiny models ---------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +228,6 @@ def evaluation(bundle, corpus, tmp_path_factory):
     return outputs
 
 
-@pytest.mark.slow
 def test_pretrain_leaves_a_workdir_with_curves(features, tmp_path):
     outputs = {name: artifact(kind, tmp_path, name) for name, kind in (("model", Model), ("metrics", Metrics), ("report", HTML))}
     overrides = {key: value for key, value in TRAIN_FAST.items() if key not in ("eval_batch_size", "eval_every")}
@@ -229,7 +238,6 @@ def test_pretrain_leaves_a_workdir_with_curves(features, tmp_path):
     assert Path(outputs["report"].path).read_text().count("<svg") >= 2
 
 
-@pytest.mark.slow
 def test_finetune_from_features(teacher):
     model, metrics, report = teacher["model"], teacher["metrics"], teacher["report"]
     assert model.metadata["stage"] == "finetune" and model.metadata["step"] == 2 and not model.metadata["pretrained"]
@@ -239,7 +247,6 @@ def test_finetune_from_features(teacher):
     assert "train/loss" in page and "<svg" in page
 
 
-@pytest.mark.slow
 def test_align_writes_the_artifact_and_examples(alignments):
     from signpipe.align import read_alignments
 
@@ -249,7 +256,6 @@ def test_align_writes_the_artifact_and_examples(alignments):
     assert alignments["report"].path and "<table>" in Path(alignments["report"].path).read_text()
 
 
-@pytest.mark.slow
 def test_noisy_student_trains_on_cutmix_batches(features, alignments, tmp_path):
     outputs = {name: artifact(kind, tmp_path, name) for name, kind in (("model", Model), ("metrics", Metrics), ("report", HTML))}
     noisy_student.python_func(features=features, alignments=alignments["alignments"], preset="smoke", overrides=TRAIN_FAST,
@@ -259,14 +265,12 @@ def test_noisy_student_trains_on_cutmix_batches(features, alignments, tmp_path):
     assert (Path(outputs["model"].path) / "final_metrics.json").is_file()
 
 
-@pytest.mark.slow
 def test_distill_trains_the_student_from_the_teacher(student, teacher):
     assert student["model"].metadata["stage"] == "distill" and student["model"].metadata["kd_weight"] == 10.0
     config = json.loads((Path(student["model"].path) / "config.json").read_text())
     assert config["teacher"] == teacher["model"].path
 
 
-@pytest.mark.slow
 def test_export_writes_the_kaggle_bundle(bundle, features):
     from signpipe.export.bundle import read_bundle
     from signpipe.landmarks.shards import read_manifest
@@ -277,7 +281,6 @@ def test_export_writes_the_kaggle_bundle(bundle, features):
     assert bundle.metadata["model_bytes"] == read.model_bytes and bundle.metadata["file"] == "model.zip"
 
 
-@pytest.mark.slow
 def test_evaluate_scores_the_bundle_on_the_corpus(evaluation):
     scored = json.loads((Path(evaluation["evaluation"].path) / "evaluation.json").read_text())
     assert scored["n_sequences"] == 24 and scored["score"] <= 1.0  # 1 - distance / length: negative when worse than empty
@@ -286,7 +289,6 @@ def test_evaluate_scores_the_bundle_on_the_corpus(evaluation):
     assert evaluation["metrics"].metadata["latency_ms/p95"] > 0
 
 
-@pytest.mark.slow
 def test_gate_judges_against_thresholds_and_the_champion(bundle, evaluation, corpus, tmp_path):
     registry = tmp_path / "registry"
 
@@ -300,7 +302,8 @@ def test_gate_judges_against_thresholds_and_the_champion(bundle, evaluation, cor
         return passed, outputs
 
     passed, outputs = run_gate(tmp_path / "first")
-    assert passed and outputs["verdict"].metadata == {"passed": True, "champion_version": "", "failed": []}
+    assert passed and {key: outputs["verdict"].metadata[key] for key in ("passed", "champion_version", "failed")} == {
+        "passed": True, "champion_version": "", "failed": []}
     assert "none yet" in Path(outputs["report"].path).read_text()
     assert Path(outputs["report_markdown"].path).read_text().startswith("# Gate: PASS")
     scored = json.loads((Path(evaluation["evaluation"].path) / "evaluation.json").read_text())
@@ -314,6 +317,94 @@ def test_gate_judges_against_thresholds_and_the_champion(bundle, evaluation, cor
     assert set(outputs["verdict"].metadata["failed"]) == {"model size", "normalized_levenshtein"}
     assert outputs["metrics"].metadata["passed"] == 0.0
     assert "FAILED" in Path(outputs["report"].path).read_text()
+
+
+# --- promotion: a model worse than the champion is refused -------------------------------------
+
+
+def hand_set_bundle(folder: Path, corpus: Dataset, babbling: bool) -> Model:
+    """A real bundle (the tiny CTC model converted to TFLite, scored for real) whose quality is known
+    without training. Mute: the blank wins every frame, so it spells nothing, which scores exactly 0.
+    Babbling: the blank never wins and the head's weights are scaled up, so the winning character
+    changes from frame to frame; more characters come out than the phrases have, and extra
+    characters cost as much as missing ones, so it scores below 0: worse than mute."""
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from signpipe.data.synth import planted_y_scale
+    from signpipe.export.tflite import export_model
+    from signpipe.models import build_ctc_model, model_config
+
+    model = build_ctc_model(model_config("tiny"), rngs=nnx.Rngs(params=1, dropout=1))
+    head, blank = model.ctc_head.projection, model.config.blank_index
+    head.kernel[...] = head.kernel[...] * 100.0 if babbling else jnp.zeros_like(head.kernel[...])
+    head.bias[...] = jnp.zeros_like(head.bias[...]).at[blank].set(-1000.0 if babbling else 10.0)
+    bundle = artifact(Model, folder, "bundle")
+    export_model(model, planted_y_scale(corpus.path), Path(bundle.path) / "model.zip", quantize="none", graph="dynamic")
+    return bundle
+
+
+def test_gate_refuses_a_model_worse_than_the_champion_and_the_champion_stays(corpus, tmp_path):
+    registry = tmp_path / "registry"
+    bundles, evaluations = {}, {}
+    for name in ("mute", "babbling"):
+        bundles[name] = hand_set_bundle(tmp_path / name, corpus, babbling=name == "babbling")
+        evaluations[name] = artifact(Artifact, tmp_path / f"evaluate-{name}", "evaluation")
+        evaluate.python_func(bundle=bundles[name], eval_corpus=corpus, threads=1, evaluation=evaluations[name],
+                             metrics=artifact(Metrics, tmp_path / f"evaluate-{name}", "metrics"))
+    mute_score, babbling_score = (evaluations[name].metadata["score"] for name in ("mute", "babbling"))
+    assert mute_score == 0.0 and babbling_score < -0.1, (mute_score, babbling_score)
+
+    def run_gate(name: str, folder: str, champion_margin: float = 0.0):
+        outputs = {key: artifact(kind, tmp_path / folder, key) for key, kind in (
+            ("verdict", Artifact), ("report", HTML), ("report_markdown", Markdown), ("metrics", Metrics))}
+        passed = gate.python_func(bundle=bundles[name], evaluation=evaluations[name], eval_corpus=corpus,
+                                  registry=str(registry), registry_storage="", min_score=-100.0, max_model_mb=40.0,
+                                  max_latency_p95_ms=0.0, latency_frames=16, champion_margin=champion_margin, **outputs)
+        return passed, json.loads(Path(outputs["verdict"].path).read_text()), outputs
+
+    def run_publish(name: str, verdict: Artifact, run_name: str) -> Artifact:
+        published = artifact(Artifact, tmp_path / f"publish-{run_name}", "published")
+        publish.python_func(bundle=bundles[name], evaluation=evaluations[name], verdict=verdict, registry=str(registry),
+                            registry_storage="", champion_margin=0.0, labels={}, run_name=run_name, published=published)
+        return published
+
+    passed, verdict, outputs = run_gate("mute", "gate-mute")  # no champion yet
+    assert passed and verdict["champion"] is None
+    assert run_publish("mute", outputs["verdict"], "run-1").metadata["champion"]
+    champion = LocalModelRegistry(registry).champion()
+    assert champion.version == "0001"
+
+    # the worse model meets every threshold but one: the champion, scored again on the same corpus
+    passed, verdict, outputs = run_gate("babbling", "gate-babbling")
+    assert not passed and verdict["champion"]["version"] == "0001"
+    assert outputs["verdict"].metadata["passed"] is False and outputs["verdict"].metadata["champion_version"] == "0001"
+    assert outputs["verdict"].metadata["failed"] == ["normalized_levenshtein vs champion"]
+    (failed,) = [c for c in verdict["criteria"] if not c["passed"]]
+    assert failed["measured"] == pytest.approx(babbling_score) and failed["threshold"] == pytest.approx(mute_score)
+    assert outputs["metrics"].metadata["passed"] == 0.0
+    markdown = Path(outputs["report_markdown"].path).read_text()
+    assert markdown.startswith("# Gate: FAIL") and "Failed: normalized_levenshtein vs champion is" in markdown
+    assert "FAILED" in Path(outputs["report"].path).read_text()
+    # the pipeline publishes only when the gate passed (test_pipeline_compile checks the condition,
+    # test_local_run a failed gate): the registry is as it was
+    assert LocalModelRegistry(registry).champion() == champion
+    assert [v.version for v in LocalModelRegistry(registry).versions()] == ["0001"]
+
+    # the criterion is what held it back: a margin wider than the gap lets it through
+    assert run_gate("babbling", "gate-babbling-margin", champion_margin=mute_score - babbling_score + 0.01)[0]
+
+    # the other way round, the better model replaces the worse champion
+    registry = tmp_path / "registry-babbling"
+    passed, _, outputs = run_gate("babbling", "gate-babbling-first")
+    assert passed and run_publish("babbling", outputs["verdict"], "run-2").metadata["champion"]
+    passed, verdict, outputs = run_gate("mute", "gate-mute-second")
+    assert passed and verdict["champion"]["version"] == "0001"
+    compared = next(c for c in verdict["criteria"] if c["name"] == "normalized_levenshtein vs champion")
+    assert compared["passed"] and compared["threshold"] == pytest.approx(babbling_score)
+    published = run_publish("mute", outputs["verdict"], "run-3")
+    assert published.metadata["version"] == "0002" and published.metadata["champion"]
+    assert LocalModelRegistry(registry).champion().version == "0002"
 
 
 def test_reports_flatten_metrics_and_draw_curves(tmp_path):

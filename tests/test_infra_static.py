@@ -24,7 +24,13 @@ from typing import Any
 import hcl2
 import pytest
 
-from signpipe.cloud_settings import TERRAFORM_OUTPUTS, parse_terraform_outputs, read_terraform_outputs
+from signpipe.cloud_settings import (
+    TERRAFORM_OPTIONAL_OUTPUTS,
+    TERRAFORM_OUTPUTS,
+    VertexSettings,
+    parse_terraform_outputs,
+    read_terraform_outputs,
+)
 from signpipe.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -372,9 +378,9 @@ def test_module_wiring(directory):
 @pytest.mark.parametrize("env", ENVS)
 def test_environment_outputs_are_what_signpipe_reads(env):
     outputs = labelled(load_dir(INFRA / "envs" / env), "output")
-    assert set(outputs) == set(TERRAFORM_OUTPUTS)
+    assert set(outputs) == set(TERRAFORM_OUTPUTS) | set(TERRAFORM_OPTIONAL_OUTPUTS)
     platform_outputs = labelled(load_dir(INFRA / "modules" / "platform"), "output")
-    assert set(platform_outputs) == set(TERRAFORM_OUTPUTS)
+    assert set(platform_outputs) == set(TERRAFORM_OUTPUTS) | set(TERRAFORM_OPTIONAL_OUTPUTS)
 
 
 def test_prod_is_stricter_than_dev():
@@ -411,6 +417,10 @@ def test_read_terraform_outputs_from_a_saved_file(tmp_path):
     saved.write_text(json.dumps(SAMPLE_OUTPUTS), encoding="utf-8")
     values = read_terraform_outputs(saved)
     assert values == {name: output["value"] for name, output in SAMPLE_OUTPUTS.items()}
+    # without the optional retention output the settings leave it unknown; with it, they read it
+    assert VertexSettings.from_terraform(saved).run_retention_days == 0
+    saved.write_text(json.dumps({**SAMPLE_OUTPUTS, "run_retention_days": {"type": "number", "value": 180}}), encoding="utf-8")
+    assert VertexSettings.from_terraform(saved).run_retention_days == 180
 
 
 @pytest.mark.parametrize(

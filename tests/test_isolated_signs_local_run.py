@@ -55,11 +55,37 @@ def test_a_corpus_alone_is_split_by_participant(signs_sample, tmp_path):
     recorded = json.loads((tmp_path / HOLDOUT_FILE).read_text())
     assert set(recorded["held_out_participants"]) == participants(held_out) and Path(recorded["source"]).resolve() == signs_sample.resolve()
     assert "held out of training" in console.export_text()
-    # a given evaluation corpus is used as it is; fingerspelling scores on its training corpus
+    # a given evaluation corpus is used as it is
     assert prepare_corpora("isolated-signs", None, tmp_path / "x", signs_sample, held_out, console) == (
         signs_sample.resolve(), held_out.resolve())
-    assert prepare_corpora("fingerspelling", None, tmp_path / "y", signs_sample, None, console) == (
-        signs_sample.resolve(), signs_sample.resolve())
+
+
+def test_a_fingerspelling_corpus_alone_is_split_by_participant_too(tmp_path):
+    from signpipe.data.synth import generate_fingerspelling
+
+    spelled = generate_fingerspelling(tmp_path / "spelled", 30, seed=4, n_participants=6).root
+    console = quiet()
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    corpus, held_out = prepare_corpora("fingerspelling", preset("local", "fingerspelling"), run_dir, spelled, None, console)
+    assert (corpus, held_out) == (run_dir / "corpus", run_dir / "eval-corpus")
+    assert participants(held_out) and not participants(corpus) & participants(held_out)
+    assert participants(corpus) | participants(held_out) == participants(spelled)
+    assert json.loads((run_dir / HOLDOUT_FILE).read_text())["held_out_participants"] == sorted(participants(held_out))
+    assert "held out of training" in console.export_text()
+
+
+def test_an_evaluation_corpus_sharing_signers_is_refused_unless_allowed(signs_sample, tmp_path):
+    from pipelines.local import check_shared_participants
+
+    console = quiet()
+    with pytest.raises(ConfigError, match=r"shares \d+ participant\(s\) with --data.*--allow-shared-participants"):
+        run_local("isolated-signs", "smoke", data=signs_sample, eval_data=signs_sample, runs_dir=tmp_path / "runs",
+                  console=console)
+    assert not (tmp_path / "runs").exists()  # refused before any folder was made
+    shared = check_shared_participants(signs_sample, signs_sample, True, console)
+    assert shared == len(participants(signs_sample)) and "allowed by allow_shared_participants" in console.export_text()
+    assert check_shared_participants(None, signs_sample, False, console) == 0
 
 
 def test_bad_overrides_fail_before_any_folder_is_made(tmp_path):

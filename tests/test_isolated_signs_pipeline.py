@@ -24,7 +24,8 @@ IMAGES = {
     "jax-tpu": "europe-west4-docker.pkg.dev/p/signpipe/signpipe-jax-tpu:abc123",
     "jax-cuda": "europe-west4-docker.pkg.dev/p/signpipe/signpipe-jax-cuda:abc123",
 }
-ROOT_TASKS = {"importer", "importer-2", "validate", "plan-folds", "for-loop-1", "export-ensemble", "evaluate-signs",
+ROOT_TASKS = {"importer", "importer-2", "fingerprint-corpus", "fingerprint-corpus-2", "validate", "validate-2",
+              "check-held-out", "plan-folds", "for-loop-1", "export-ensemble", "evaluate-signs",
               "gate-signs", "condition-2"}
 
 
@@ -105,12 +106,16 @@ def test_tasks_and_edges_follow_the_recipe(compiled, name):
     def upstream(task, dag=None):
         return set(tasks_of(spec, dag)[task].dependent_tasks)
 
-    assert upstream("validate") == {"importer"}
-    assert upstream("plan-folds") == {"importer", "importer-2", "validate"}
-    assert upstream("for-loop-1") == {"importer", "plan-folds"}
-    assert upstream("export-ensemble") == {"for-loop-1"}
-    assert upstream("evaluate-signs") == {"export-ensemble", "importer-2"}
-    assert upstream("gate-signs") == {"evaluate-signs", "export-ensemble", "importer-2"}
+    assert upstream("validate") == {"importer", "fingerprint-corpus"}
+    assert upstream("validate-2") == {"importer-2", "fingerprint-corpus-2"}
+    assert upstream("check-held-out") == {"importer", "importer-2", "fingerprint-corpus", "fingerprint-corpus-2", "validate",
+                                          "validate-2"}
+    assert upstream("plan-folds") == {"importer", "importer-2", "fingerprint-corpus", "fingerprint-corpus-2", "validate",
+                                      "validate-2", "check-held-out"}
+    assert upstream("for-loop-1") == {"importer", "fingerprint-corpus", "plan-folds"}
+    assert upstream("export-ensemble") == {"for-loop-1", "fingerprint-corpus"}
+    assert upstream("evaluate-signs") == {"export-ensemble", "importer-2", "fingerprint-corpus-2"}
+    assert upstream("gate-signs") == {"evaluate-signs", "export-ensemble", "importer-2", "fingerprint-corpus-2", "check-held-out"}
     assert "gate-signs" in upstream("condition-2")
     assert set(tasks_of(spec, sub_dag(spec, "for-loop-1"))) == {"train-fold"}
     assert set(tasks_of(spec, sub_dag(spec, "condition-2"))) == {"publish"}
@@ -156,7 +161,8 @@ def test_seed_trains_each_fold_on_a_gpu_with_the_cuda_image_and_the_rest_on_cpu(
 def test_smoke_on_vertex_runs_everything_on_cpu_and_local_sets_nothing(compiled):
     described = describe(compiled["smoke", "vertex"])["tasks"]
     assert described.pop("importer") == described.pop("importer-2") == {"kind": "importer"}
-    assert set(described) == set(IMAGE_STEP)
+    # the evaluation corpus is fingerprinted and validated too; no hold-out step in this form
+    assert set(described) == (set(IMAGE_STEP) - {"hold-out-participants"}) | {"fingerprint-corpus-2", "validate-2"}
     assert {values["image"] for values in described.values()} == {IMAGES["cpu"]}
     assert all(values["cpu"] == "4" and "accelerator" not in values for values in described.values())
     for label, executor in compiled["seed", "local"].deployment.executors.items():

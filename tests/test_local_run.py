@@ -2,8 +2,10 @@
 gate no model can pass, which must fail the run and leave the champion where it was. The plumbing
 preset publishes into a registry of its own and says its score means nothing.
 
-Slow (minutes on 2 cores): `make test-slow`. The main job (`make run`, preset local) has its own
-test, `tests/test_main_job.py`."""
+Slow (over a minute on 2 cores: every task is a process of its own), so not in the default suite;
+but it is the promotion guard of a whole run (a failed gate publishes nothing and keeps the
+champion), so it is also marked `guards` and CI runs it on its own (`make test-guards`). The main
+job (`make run`, preset local) has its own test, `tests/test_main_job.py`."""
 
 from __future__ import annotations
 
@@ -17,7 +19,14 @@ from pipelines.local import CACHE_DIR, LOG_FILE, PLUMBING_NOTE, SUMMARY_FILE, Ga
 from signpipe.registry import LocalModelRegistry
 
 
+def champion_lineage_of(runs: Path) -> tuple[str, str]:
+    """The fingerprints of the data the plumbing registry's champion trained and was scored on."""
+    metadata = LocalModelRegistry(runs / "plumbing-registry" / "fingerspelling").champion().metadata
+    return metadata["corpus_fingerprint"], metadata["eval_corpus_fingerprint"]
+
+
 @pytest.mark.slow
+@pytest.mark.guards
 @pytest.mark.timeout(1800)
 def test_smoke_run_publishes_then_a_tighter_gate_keeps_the_champion(tmp_path):
     runs = tmp_path / "runs"
@@ -41,7 +50,9 @@ def test_smoke_run_publishes_then_a_tighter_gate_keeps_the_champion(tmp_path):
             "noisy-student", "distill", "export", "evaluate", "gate", "publish"} <= finished
     assert not any(t.task.startswith("pretrain") for t in first.tasks)  # no pretraining in smoke
 
-    assert summary["plumbing"] is True and not summary["evaluated_on_training_data"]
+    assert summary["plumbing"] is True and summary["shared_participants"] == 0
+    assert summary["corpus_fingerprint"] and summary["eval_corpus_fingerprint"]  # the lineage of what was published
+    assert champion_lineage_of(runs) == (summary["corpus_fingerprint"], summary["eval_corpus_fingerprint"])
     assert not (runs / "registry").exists()  # real runs' registry: a plumbing bundle never goes there
     registry = runs / "plumbing-registry" / "fingerspelling"
     gate_report = Path(summary["gate_report"]).read_text()

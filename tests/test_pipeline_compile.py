@@ -17,8 +17,8 @@ IMAGES = {
     "jax-tpu": "europe-west4-docker.pkg.dev/p/signpipe/signpipe-jax-tpu:abc123",
     "jax-cuda": "europe-west4-docker.pkg.dev/p/signpipe/signpipe-jax-cuda:abc123",
 }
-ALWAYS = {"importer", "importer-2", "validate", "estimate-y-scale", "plan-shards", "for-loop-1", "gather-shards",
-          "finetune", "export", "evaluate", "gate"}
+ALWAYS = {"importer", "importer-2", "fingerprint-corpus", "fingerprint-corpus-2", "validate", "validate-2", "check-held-out",
+          "estimate-y-scale", "plan-shards", "for-loop-1", "gather-shards", "finetune", "export", "evaluate", "gate"}
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +74,12 @@ def test_tasks_and_edges_follow_the_recipe(compiled, preset):
     def upstream(name):
         return set(tasks[name].dependent_tasks)
 
-    assert upstream("validate") == {"importer"}
-    assert {"importer", "validate"} <= upstream("estimate-y-scale")
-    assert "validate" in upstream("plan-shards")
+    assert upstream("validate") == {"importer", "fingerprint-corpus"}
+    assert upstream("validate-2") == {"importer-2", "fingerprint-corpus-2"}
+    assert {"importer", "importer-2", "validate", "validate-2"} <= upstream("check-held-out")
+    # training starts once both corpora are valid and share no signers
+    assert {"importer", "validate", "validate-2", "check-held-out", "fingerprint-corpus"} <= upstream("estimate-y-scale")
+    assert {"validate", "validate-2", "check-held-out"} <= upstream("plan-shards")
     assert upstream("for-loop-1") == {"plan-shards"}
     assert {"estimate-y-scale", "for-loop-1", "plan-shards"} <= upstream("gather-shards")
     pretrain_task = next((t for t in tasks if t.startswith("pretrain")), None)
@@ -90,8 +93,8 @@ def test_tasks_and_edges_follow_the_recipe(compiled, preset):
         assert "distill" in upstream("export")
     else:
         assert last_teacher in upstream("export")
-    assert {"export", "importer-2"} <= upstream("evaluate")
-    assert {"evaluate", "export", "importer-2"} <= upstream("gate")
+    assert {"export", "importer-2", "fingerprint-corpus-2"} <= upstream("evaluate")
+    assert {"evaluate", "export", "importer-2", "check-held-out"} <= upstream("gate")
     assert "gate" in upstream("condition-2")
 
 
@@ -101,7 +104,7 @@ def test_smoke_has_no_pretraining_and_small_has_it_on_a_tpu_custom_job(compiled)
     launcher = root_tasks(small)["pretrain-on-custom-job"]
     machine = constant(launcher, "machine")
     assert machine["machine_type"] == "ct5lp-hightpu-4t"
-    assert machine["accelerator_type"] == "TPU_V5_LITEPOD"
+    assert not machine["accelerator_type"] and not machine["accelerator_count"]  # the TPU VM type bundles its chips
     assert machine["tpu_topology"] == "2x2"
     assert constant(launcher, "image_uri") == IMAGES["jax-tpu"]
     # the job's identity, resolved by Vertex at run time: the same for every retry of the task
@@ -112,7 +115,7 @@ def test_smoke_has_no_pretraining_and_small_has_it_on_a_tpu_custom_job(compiled)
     assert not container(small, "pretrain-on-custom-job").resources.accelerator.resource_type
     large = compiled["fingerspelling", "large", "vertex"]
     machine = constant(root_tasks(large)["pretrain-on-custom-job"], "machine")
-    assert (machine["tpu_topology"], machine["replica_count"]) == ("4x4", 4.0)
+    assert (machine["tpu_topology"], machine["replica_count"]) == ("4x4", 1.0)  # one replica: the topology sets the VMs
 
 
 @pytest.mark.parametrize("preset", ["small", "large", "kaggle5th"])
@@ -265,12 +268,75 @@ def test_machines_are_checked_and_become_worker_pools():
         Machine(cpu="four")
     with pytest.raises(ConfigError, match="custom job"):
         Machine().worker_pool_specs("image", ["signpipe"], [])
-    slice_of_four = PRESETS["large"].machine("pretrain")
-    pools = slice_of_four.worker_pool_specs("tpu-image", ["signpipe"], ["train", "pretrain"])
-    assert [pool["replica_count"] for pool in pools] == [1, 3]
-    assert pools[0]["machine_spec"] == pools[1]["machine_spec"] == {
-        "machine_type": "ct5lp-hightpu-4t", "accelerator_type": "TPU_V5_LITEPOD", "accelerator_count": 4, "tpu_topology": "4x4"}
     assert PRESETS["smoke"].machine("finetune") == PRESETS["smoke"].machines["default"]
+
+
+# What the Vertex AI documentation allows for TPU v5e training (docs/pipelines.md, "Checked against
+# the Vertex AI documentation"): configure-compute#tpu lists the machine types with their topologies
+# and VMs, a TPU VM's machine spec is its machine type and tpuTopology (no acceleratorType or
+# acceleratorCount), and the job has a single worker pool with one replica.
+DOCUMENTED_V5E = {  # (machine type, topology): (chips, VMs)
+    ("ct5lp-hightpu-1t", "1x1"): (1, 1), ("ct5lp-hightpu-4t", "2x2"): (4, 1), ("ct5lp-hightpu-8t", "2x4"): (8, 1),
+    ("ct5lp-hightpu-4t", "2x4"): (8, 2), ("ct5lp-hightpu-4t", "4x4"): (16, 4), ("ct5lp-hightpu-4t", "4x8"): (32, 8),
+    ("ct5lp-hightpu-4t", "8x8"): (64, 16), ("ct5lp-hightpu-4t", "8x16"): (128, 32), ("ct5lp-hightpu-4t", "16x16"): (256, 64),
+}
+
+
+@pytest.mark.parametrize(("machine_type", "topology"), sorted(DOCUMENTED_V5E))
+def test_every_documented_v5e_shape_is_one_pool_of_one_replica(machine_type, topology):
+    from pipelines.presets import Machine
+
+    machine = Machine(machine_type=machine_type, tpu_topology=topology)
+    assert (machine.accelerator, machine.hosts) == ("TPU_V5_LITEPOD", DOCUMENTED_V5E[machine_type, topology][1])
+    (pool,) = machine.worker_pool_specs("tpu-image", ["signpipe"], ["train", "pretrain"])
+    assert pool["machine_spec"] == {"machine_type": machine_type, "tpu_topology": topology}
+    assert pool["replica_count"] == 1
+    hosts = DOCUMENTED_V5E[machine_type, topology][1]
+    assert pool["container_spec"].get("env", []) == ([{"name": "SIGNPIPE_TPU_HOSTS", "value": str(hosts)}] if hosts > 1 else [])
+
+
+def test_tpu_presets_send_the_documented_worker_pool_shape():
+    small, large = PRESETS["small"].machine("pretrain"), PRESETS["large"].machine("pretrain")
+    assert PRESETS["kaggle5th"].machine("pretrain") == large
+    pools = large.worker_pool_specs("tpu-image", ["signpipe"], ["train", "pretrain"])
+    assert pools == [{
+        "machine_spec": {"machine_type": "ct5lp-hightpu-4t", "tpu_topology": "4x4"},
+        "replica_count": 1,
+        "container_spec": {"image_uri": "tpu-image", "command": ["signpipe"], "args": ["train", "pretrain"],
+                           "env": [{"name": "SIGNPIPE_TPU_HOSTS", "value": "4"}]},
+    }]
+    assert small.worker_pool_specs("tpu-image", ["signpipe"], []) == [{
+        "machine_spec": {"machine_type": "ct5lp-hightpu-4t", "tpu_topology": "2x2"}, "replica_count": 1,
+        "container_spec": {"image_uri": "tpu-image", "command": ["signpipe"], "args": []}}]
+    assert (small.hosts, large.hosts) == (1, 4)
+
+
+def test_tpu_machines_outside_the_documentation_are_refused():
+    from pipelines.presets import Machine
+    from signpipe.custom_jobs import worker_pool_specs
+
+    with pytest.raises(ConfigError, match="no accelerator_type"):
+        Machine(machine_type="ct5lp-hightpu-4t", tpu_topology="2x2", accelerator_type="TPU_V5_LITEPOD", accelerator_count=4)
+    with pytest.raises(ConfigError, match="replica_count must be 1"):
+        Machine(machine_type="ct5lp-hightpu-4t", tpu_topology="4x4", replica_count=4)
+    with pytest.raises(ConfigError, match="not one Vertex AI trains on"):
+        Machine(machine_type="ct5lp-hightpu-8t", tpu_topology="4x4")
+    with pytest.raises(ConfigError, match="not one Vertex AI trains on"):
+        Machine(machine_type="ct5lp-hightpu-4t")
+    with pytest.raises(ConfigError, match="not checked"):
+        Machine(machine_type="ct6e-standard-4t", tpu_topology="2x2")
+    with pytest.raises(ConfigError, match="TPU VM machine type"):
+        Machine(machine_type="a2-highgpu-1g", tpu_topology="2x2")
+    # the launcher checks the machine it is handed (a dict from a compiled spec) the same way
+    with pytest.raises(ConfigError, match="replica_count must be 1"):
+        worker_pool_specs({"machine_type": "ct5lp-hightpu-4t", "tpu_topology": "4x4", "replica_count": 4}, "i", [], [])
+    # GPU machines keep Vertex's distributed layout: the primary replica, then the workers
+    gpus = Machine(machine_type="a2-highgpu-1g", accelerator_type="NVIDIA_TESLA_A100", accelerator_count=1, replica_count=3)
+    assert gpus.accelerator == "NVIDIA_TESLA_A100" and gpus.hosts == 3
+    pools = gpus.worker_pool_specs("cuda-image", ["signpipe"], [])
+    assert [pool["replica_count"] for pool in pools] == [1, 2]
+    assert pools[0]["machine_spec"] == pools[1]["machine_spec"] == {
+        "machine_type": "a2-highgpu-1g", "accelerator_type": "NVIDIA_TESLA_A100", "accelerator_count": 1}
 
 
 def test_every_real_preset_has_a_score_floor_and_only_plumbing_goes_without():

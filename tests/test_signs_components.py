@@ -3,8 +3,8 @@ with artifacts in temporary folders, and the library code they call: the partici
 the fold plan, the confusion matrix and report, the gate with its mean-latency criterion.
 
 The data, evaluation and gate steps run in seconds on the real asl-signs sample with a toy TFLite
-model built here; training two folds and converting their ensemble takes a few minutes on 2 cores,
-so that chain is marked slow."""
+model built here; training two tiny folds for three epochs and converting their ensemble takes about
+20 s on 2 cores, so it runs with the default suite too (`make test`, hence in CI)."""
 
 from __future__ import annotations
 
@@ -178,9 +178,9 @@ def test_holdout_refuses_what_it_cannot_split(signs_sample, fingerspelling_corpu
     four = metadata[metadata["participant_id"].isin([16069, 18796, 22343, 25571])]
     held = held_out_participants(four, 0.2)
     assert len(held) == 1 and set(held) <= {16069, 18796, 22343, 25571}
-    with pytest.raises(SignpipeError, match="separate evaluation corpus"):
-        split_by_participant(fingerspelling_corpus.root, tmp_path / "a", tmp_path / "b")
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    # a fingerspelling corpus is split too (tests/test_corpora.py), whole signers apart
+    split = split_by_participant(fingerspelling_corpus.root, tmp_path / "a", tmp_path / "b")
+    assert split.held_out_participants and not set(split.held_out_participants) & set(split.train_participants)
 
 
 # --- the fold plan -------------------------------------------------------------------------------
@@ -375,13 +375,12 @@ def test_gate_then_publish_against_the_champion(oracle_bundle, oracle_evaluated,
     assert "FAILED" in Path(outputs["report"].path).read_text()
 
 
-# --- the training chain (slow) -------------------------------------------------------------------
+# --- the training chain: two tiny folds, three epochs ----------------------------------------------
 
 TINY = {"width": 32, "heads": 4, "epochs": 3, "batch_size": 8, "eval_batch_size": 16, "length_bucket": 16,
         "checkpoint_every": 100, "log_every": 5}
 
 
-@pytest.mark.slow
 def test_train_two_folds_then_export_their_ensemble(train_corpus, eval_corpus, tmp_path):
     from signpipe.export.evaluate import evaluate_bundle
 

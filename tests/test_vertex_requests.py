@@ -4,6 +4,7 @@ service account, the labels, the machine specs and the cron."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -11,7 +12,6 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import pytest
 from fake_http import JsonHandler, serving
-from google.cloud.aiplatform_v1.types import AcceleratorType
 
 from pipelines.presets import PRESETS
 from pipelines.vertex import (
@@ -154,7 +154,10 @@ def test_submit_sends_spec_parameters_service_account_labels_and_machines(vertex
     runtime = body["runtimeConfig"]
     assert runtime["gcsOutputDirectory"] == f"gs://{PROJECT}-signpipe/pipeline-root"
     values = runtime["parameterValues"]
-    assert values["corpus_uri"] == values["eval_corpus_uri"] == f"gs://{PROJECT}-data/fingerspelling"
+    # no --eval-data: the hold-out form, scored on participants the run holds out of the corpus
+    assert values["corpus_uri"] == f"gs://{PROJECT}-data/fingerspelling" and "eval_corpus_uri" not in values
+    assert (values["holdout_fraction"], values["holdout_seed"]) == (0.2, 1)
+    assert values["cache_max_age_days"] == 23  # the dev bucket's 30 days of retention, less a week
     assert values["min_score"] == 0.3
     assert values["finetune_preset"] == "small" and values["finetune_overrides"] == {"total_steps": "5000"}
     assert values["registry"] == f"vertex://{PROJECT}/{REGION}/signpipe-fingerspelling"
@@ -163,6 +166,9 @@ def test_submit_sends_spec_parameters_service_account_labels_and_machines(vertex
                                 "pipeline_root": f"gs://{PROJECT}-signpipe/pipeline-root"}
     spec = body["pipelineSpec"]
     assert spec["pipelineInfo"]["name"] == "signpipe-fingerspelling"
+    assert "hold-out-participants" in spec["root"]["dag"]["tasks"]
+    assert set(spec["root"]["inputDefinitions"]["parameters"]) >= {"holdout_fraction", "holdout_seed", "cache_max_age_days"}
+    assert not {"eval_corpus_uri", "allow_shared_participants"} & set(spec["root"]["inputDefinitions"]["parameters"])
     gpu = executor(spec, "finetune")
     assert gpu["image"] == f"{REGISTRY}/signpipe-jax-cuda:abc123"
     assert gpu["resources"]["accelerator"]["resourceType"] == "NVIDIA_L4"
@@ -266,15 +272,13 @@ def test_tpu_pretraining_custom_job_machine_specs(vertex, tmp_path, preset):
     job_spec = create["body"]["jobSpec"]
     assert job_spec["serviceAccount"] == SERVICE_ACCOUNT
     assert job_spec["baseOutputDirectory"]["outputUriPrefix"].startswith("gs://bucket/pipeline-root/custom-jobs/signpipe-pretrain-")
-    pools = job_spec["workerPoolSpecs"]
-    expected_machine = {"machineType": "ct5lp-hightpu-4t", "acceleratorType": "TPU_V5_LITEPOD", "acceleratorCount": 4,
-                        "tpuTopology": machine.tpu_topology}
-    for pool in pools:  # the SDK sends enums as numbers
-        pool["machineSpec"]["acceleratorType"] = AcceleratorType(pool["machineSpec"]["acceleratorType"]).name
-    assert [pool["machineSpec"] for pool in pools] == [expected_machine] * len(pools)
-    assert sum(int(pool["replicaCount"]) for pool in pools) == machine.replica_count
-    assert len(pools) == (2 if machine.replica_count > 1 else 1) and int(pools[0]["replicaCount"]) == 1
-    container = pools[0]["containerSpec"]
+    # the documented shape of a TPU VM job: one worker pool of one replica, its machine spec the
+    # machine type and topology only (docs/pipelines.md, "Checked against the Vertex AI documentation")
+    (pool,) = job_spec["workerPoolSpecs"]
+    assert pool["machineSpec"] == {"machineType": "ct5lp-hightpu-4t", "tpuTopology": machine.tpu_topology}
+    assert int(pool["replicaCount"]) == 1
+    container = pool["containerSpec"]
+    assert container.get("env", []) == ([{"name": "SIGNPIPE_TPU_HOSTS", "value": "4"}] if preset == "large" else [])
     assert container["imageUri"] == f"{REGISTRY}/signpipe-jax-tpu:abc123"
     assert container["command"] == ["signpipe"]
     assert container["args"] == ["train", "pretrain", "--data", "/gcs/bucket/features", "--workdir", str(workdir), "--preset",
@@ -318,6 +322,59 @@ def test_cli_schedule_and_its_subcommands(vertex, capsys):
     assert "PAUSED" in capsys.readouterr().out
     assert main(["schedule", "delete", schedule_id, *common]) == 0
     assert recorded("DELETE", schedule_id)
+
+
+def test_a_given_evaluation_corpus_is_checked_for_shared_signers(vertex):
+    request = build_run_request(vertex, "gs://data/train", preset_name="smoke", eval_corpus_uri="gs://data/held-out",
+                                image_tag="abc123")
+    assert not request.hold_out and request.evaluation() == {"corpus": "gs://data/held-out",
+                                                             "allow_shared_participants": False}
+    submit(request)
+    body = recorded("POST", "/pipelineJobs")[0]["body"]
+    values = body["runtimeConfig"]["parameterValues"]
+    assert values["eval_corpus_uri"] == "gs://data/held-out" and values["allow_shared_participants"] is False
+    assert "holdout_fraction" not in values
+    tasks = body["pipelineSpec"]["root"]["dag"]["tasks"]
+    # both corpora fingerprinted (never cached) and validated; the signer check before training
+    assert {"fingerprint-corpus", "fingerprint-corpus-2", "validate", "validate-2", "check-held-out"} <= set(tasks)
+    assert "hold-out-participants" not in tasks
+    assert tasks["fingerprint-corpus-2"]["cachingOptions"].get("enableCache", False) is False
+    assert tasks["validate-2"]["taskInfo"]["name"] == "validate evaluation corpus"
+    assert "check-held-out" in tasks["plan-shards"]["dependentTasks"]
+    assert tasks["gate"]["inputs"]["parameters"]["shared_participants"]["taskOutputParameter"]["producerTask"] == "check-held-out"
+    flagged = build_run_request(vertex, "gs://data/train", preset_name="smoke", eval_corpus_uri="gs://data/held-out",
+                                image_tag="abc123", allow_shared_participants=True)
+    assert flagged.parameters["allow_shared_participants"] is True
+    with pytest.raises(ConfigError, match="the training corpus itself"):
+        build_run_request(vertex, "gs://data/train", preset_name="smoke", eval_corpus_uri="gs://data/train/", image_tag="t")
+    with pytest.raises(ConfigError, match="needs --eval-data"):
+        build_run_request(vertex, "gs://data/train", preset_name="smoke", image_tag="t", allow_shared_participants=True)
+    # the hold-out form's own parameters may be overridden; the cache age follows the bucket's retention
+    held = build_run_request(dataclasses.replace(vertex, run_retention_days=180), "gs://data/train", preset_name="smoke",
+                             image_tag="t", overrides=["holdout_fraction=0.1", "holdout_seed=7"])
+    assert held.hold_out and (held.parameters["holdout_fraction"], held.parameters["holdout_seed"]) == (0.1, 7)
+    assert held.parameters["cache_max_age_days"] == 173 and held.evaluation()["holdout_fraction"] == 0.1
+    with pytest.raises(ConfigError, match="unknown pipeline parameter 'holdout_fraction'"):
+        build_run_request(vertex, "gs://data/train", preset_name="smoke", eval_corpus_uri="gs://data/h", image_tag="t",
+                          overrides=["holdout_fraction=0.1"])
+
+
+def test_schedule_dry_run_shows_its_evaluation_corpus_and_creates_nothing(vertex, capsys):
+    common = ["--project", PROJECT, "--region", REGION, "--api-endpoint", vertex.api_endpoint, "--pipeline-root",
+              "gs://b/root", "--image-registry", REGISTRY, "--image-tag", "abc123", "--cron", "0 3 * * 1"]
+    assert main(["schedule", "fingerspelling", "--data", "gs://data/train", "--eval-data", "gs://data/held-out",
+                 "--dry-run", *common]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["evaluation"] == {"corpus": "gs://data/held-out", "allow_shared_participants": False}
+    assert shown["schedule"] == {"cron": "0 3 * * 1", "max_concurrent_runs": 1, "max_runs": None}
+    assert shown["parameters"]["cache_max_age_days"] == 23
+    assert {"check-held-out", "fingerprint-corpus", "fingerprint-corpus-2"} <= set(shown["spec"]["tasks"])
+    assert main(["schedule", "fingerspelling", "--data", "gs://data/train", "--dry-run", *common]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["evaluation"]["corpus"].startswith("participants held out of --data")
+    assert shown["evaluation"]["source"] == "gs://data/train" and "hold-out-participants" in shown["spec"]["tasks"]
+    assert {"holdout_fraction", "holdout_seed"} <= set(shown["spec"]["inputs"])
+    assert VertexRecorder.requests == []  # nothing was created
 
 
 def test_user_errors_fail_before_any_request(vertex, capsys):

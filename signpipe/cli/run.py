@@ -67,7 +67,8 @@ def run(
     local: bool = typer.Option(False, "--local", help="Run on this machine with kfp's local runner (required: Vertex runs use `signpipe submit`)."),
     preset: str = typer.Option("local", "--preset", help=PRESET_HELP),
     data: Path | None = typer.Option(None, "--data", help="Training corpus (Kaggle layout); default: a synthetic corpus generated first."),
-    eval_data: Path | None = typer.Option(None, "--eval-data", help="Held-out corpus the bundle is scored on (default: a synthetic one; with --data: --data itself, or for isolated-signs its held-out participants)."),
+    eval_data: Path | None = typer.Option(None, "--eval-data", help="Corpus of other signers the bundle is scored on (default: a synthetic one; with --data: participants held out of --data)."),
+    allow_shared: bool = typer.Option(False, "--allow-shared-participants", help="Accept an --eval-data that shares signers with --data (the score is flagged as including them)."),
     model_registry: Path | None = typer.Option(None, "--model-registry", help="Local model registry folder (default: RUNS_DIR/registry/PIPELINE)."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where runs/<name>-<time>/ folders are made."),
     name: str | None = typer.Option(None, "--name", help="Run name (default: PIPELINE-PRESET)."),
@@ -82,7 +83,8 @@ def run(
         raise ConfigError("`signpipe run` runs pipelines locally: pass --local (for Vertex AI use `signpipe submit`)")
     from pipelines.local import run_local
 
-    run_local(pipeline, preset, data, eval_data, overrides or [], runs_dir, model_registry, name, console, enable_caching=cache)
+    run_local(pipeline, preset, data, eval_data, overrides or [], runs_dir, model_registry, name, console, enable_caching=cache,
+              allow_shared_participants=allow_shared)
 
 
 def compile_command(
@@ -100,7 +102,7 @@ def compile_command(
     summary = describe(compiled)
     table = Table(title=f"{summary['pipeline']} ({preset}, {target}) -> {escape(str(out))}", title_justify="left")
     for column in ("task", "image", "cpu", "memory", "accelerator"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column == "image")  # an image reference is copied whole
     for task, values in sorted(summary["tasks"].items()):
         accelerator = f"{values['accelerator']} x {values['accelerator_count']}" if values.get("accelerator") else ""
         if values.get("custom_job"):
@@ -110,11 +112,33 @@ def compile_command(
     console.print(table)
 
 
-def _request(pipeline, preset, settings, data, eval_data, overrides, model_registry, model_storage, image_tag, no_cache, display_name):
+def _request(pipeline, preset, settings, data, eval_data, overrides, model_registry, model_storage, image_tag, no_cache, display_name,
+             allow_shared=False):
     from pipelines.vertex import build_run_request
 
     return build_run_request(settings, data or "", pipeline, preset, eval_data or "", overrides or [], model_registry or "",
-                             model_storage or "", image_tag, False if no_cache else None, display_name or "")
+                             model_storage or "", image_tag, False if no_cache else None, display_name or "",
+                             allow_shared_participants=allow_shared)
+
+
+EVAL_DATA_HELP = ("Corpus of other signers the bundle is scored on, in Cloud Storage (default: participants held out of "
+                  "--data, never trained on); refused when it shares participants with --data.")
+ALLOW_SHARED_HELP = "Accept an --eval-data that shares signers with --data (the gate's report flags the score)."
+
+
+def _dry_run(request, **extra: Any) -> None:
+    """What a submission or schedule would send, after compiling its spec (which must parse)."""
+    import tempfile
+
+    from pipelines.compile import describe
+    from pipelines.vertex import compile_request
+
+    with tempfile.TemporaryDirectory() as directory:
+        compiled = compile_request(request, directory)
+        tasks = sorted(describe(compiled)["tasks"])
+        inputs = sorted(compiled.spec.root.input_definitions.parameters)
+    _print_json({"evaluation": request.evaluation(), **extra, "parameters": request.parameters, "labels": request.labels,
+                 "image_tag": request.image_tag, "spec": {"pipeline": compiled.name, "tasks": tasks, "inputs": inputs}})
 
 
 # Options shared by submit and schedule (typer needs them spelled out per command).
@@ -144,7 +168,8 @@ def submit(
     from_terraform: Path | None = _terraform_option(),
     preset: str = typer.Option("smoke", "--preset", help=PRESET_HELP),
     data: str | None = typer.Option(None, "--data", help="Training corpus in Cloud Storage (gs://..., Kaggle layout)."),
-    eval_data: str | None = typer.Option(None, "--eval-data", help="Held-out corpus the bundle is scored on (default: --data)."),
+    eval_data: str | None = typer.Option(None, "--eval-data", help=EVAL_DATA_HELP),
+    allow_shared: bool = typer.Option(False, "--allow-shared-participants", help=ALLOW_SHARED_HELP),
     model_registry: str | None = typer.Option(None, "--model-registry", help="vertex://PROJECT/REGION/NAME (default: signpipe-PIPELINE in this project)."),
     model_storage: str | None = typer.Option(None, "--model-storage", help="gs:// folder published bundles are kept in (default: gs://BUCKET/models)."),
     image_registry: str | None = typer.Option(None, "--image-registry", help="Docker registry of the step images (default: terraform's docker_registry, or $SIGNPIPE_IMAGE_REGISTRY)."),
@@ -158,9 +183,10 @@ def submit(
     from pipelines.vertex import submit as submit_run
 
     settings = _settings(project, region, pipeline_root, service_account, from_terraform, image_registry, api_endpoint)
-    request = _request(pipeline, preset, settings, data, eval_data, overrides, model_registry, model_storage, image_tag, no_cache, display_name)
+    request = _request(pipeline, preset, settings, data, eval_data, overrides, model_registry, model_storage, image_tag, no_cache, display_name,
+                       allow_shared)
     if dry_run:
-        _print_json({"parameters": request.parameters, "labels": request.labels, "image_tag": request.image_tag})
+        _dry_run(request)
         return
     submitted = submit_run(request)
     console.print(f"submitted [bold]{submitted.job_id}[/] ({preset})", highlight=False)
@@ -192,8 +218,9 @@ def schedule_create(
     service_account: str | None = typer.Option(None, "--service-account", help="Service account the runs act as."),
     from_terraform: Path | None = _terraform_option(),
     preset: str = typer.Option("smoke", "--preset", help=PRESET_HELP),
-    data: str | None = typer.Option(None, "--data", help="Training corpus in Cloud Storage (read afresh by every run)."),
-    eval_data: str | None = typer.Option(None, "--eval-data", help="Held-out corpus the bundles are scored on (default: --data)."),
+    data: str | None = typer.Option(None, "--data", help="Training corpus in Cloud Storage (fingerprinted by every run: changed files are read afresh)."),
+    eval_data: str | None = typer.Option(None, "--eval-data", help=EVAL_DATA_HELP),
+    allow_shared: bool = typer.Option(False, "--allow-shared-participants", help=ALLOW_SHARED_HELP),
     model_registry: str | None = typer.Option(None, "--model-registry", help="vertex://PROJECT/REGION/NAME (default: signpipe-PIPELINE)."),
     model_storage: str | None = typer.Option(None, "--model-storage", help="gs:// folder published bundles are kept in."),
     image_registry: str | None = typer.Option(None, "--image-registry", help="Docker registry of the step images."),
@@ -203,15 +230,20 @@ def schedule_create(
     max_concurrent: int = typer.Option(1, "--max-concurrent", help="Runs of this schedule allowed at once."),
     max_runs: int | None = typer.Option(None, "--max-runs", help="Stop after this many runs (default: never)."),
     api_endpoint: str | None = _endpoint_option(),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print what each scheduled run would be given (evaluation corpus, parameters, labels), compile the spec, create nothing."),
 ) -> None:
     """Create a schedule that submits the pipeline on a cron, for retraining.
 
     Each scheduled run's gate keeps the current champion unless the new model beats it.
     """
-    from pipelines.vertex import create_schedule, schedule_console_link
+    from pipelines.vertex import check_cron, create_schedule, schedule_console_link
 
     settings = _settings(project, region, pipeline_root, service_account, from_terraform, image_registry, api_endpoint)
-    request = _request(pipeline, preset, settings, data, eval_data, overrides, model_registry, model_storage, image_tag, no_cache, display_name)
+    request = _request(pipeline, preset, settings, data, eval_data, overrides, model_registry, model_storage, image_tag, no_cache, display_name,
+                       allow_shared)
+    if dry_run:
+        _dry_run(request, schedule={"cron": check_cron(cron), "max_concurrent_runs": max_concurrent, "max_runs": max_runs})
+        return
     info = create_schedule(request, cron, max_concurrent, max_runs)
     console.print(f"scheduled [bold]{info.display_name}[/] ({info.schedule_id}): {info.cron}, {info.state}", highlight=False)
     console.print(f"see {schedule_console_link(settings)}", highlight=False, soft_wrap=True)

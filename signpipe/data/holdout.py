@@ -1,17 +1,26 @@
-"""Hold participants out of an asl-signs corpus: a training corpus and an evaluation corpus whose
-signers never train.
+"""Hold participants out of a corpus: a training corpus and an evaluation corpus whose signers
+never train.
 
 A fold ensemble has seen every participant of its training corpus (each fold model trains on all
 folds but its own), so scoring the ensemble on that corpus measures recall, not the accuracy on new
 signers that the competition's hidden test set asked for. When a run is given one corpus and no
 evaluation corpus, `split_by_participant` sets a group of participants aside, chosen the way the
 folds are (StratifiedGroupKFold: whole participants, signs spread evenly), and writes two corpora
-in the same layout: the rest to train on, the group to score on.
+in the same layout: the rest to train on, the group to score on. A fingerspelling model scored on
+the signers it trained on says as little, so fingerspelling corpora are split the same way:
+participants drawn at random until their `train` sequences reach the fraction (phrases are not
+classes to stratify on); the held-out corpus holds their `train` sequences, the training corpus
+every other sequence, the supplemental part's included, of every other participant.
 
-The subsets keep the source's relative paths; each landmark file is hard-linked when the file
-system allows (no copy of a large corpus; corpus writers replace files by renaming, never edit
-them in place, so a link cannot be changed through the other name) and copied otherwise. Each
-subset is built under a temporary name and renamed into place (`atomic_directory`).
+The subsets keep the source's relative paths. An asl-signs landmark file (one sequence) is
+hard-linked when the file system allows (no copy of a large corpus; corpus writers replace files by
+renaming, never edit them in place, so a link cannot be changed through the other name) and copied
+otherwise; so is a fingerspelling file whose sequences all go to one side, while a file holding
+sequences of both sides is rewritten with each side's sequences. Each subset is built under a
+temporary name and renamed into place (`atomic_directory`).
+
+`shared_participants` says which signers two corpora have in common: a run given an evaluation
+corpus refuses one that shares signers with its training corpus.
 """
 
 from __future__ import annotations
@@ -25,8 +34,10 @@ import numpy as np
 import pandas as pd
 
 from signpipe.data.atomic import atomic_directory
-from signpipe.data.corpus import ISOLATED_SIGNS, METADATA_FILE, open_corpus
-from signpipe.data.schema import SIGN_MAP_FILE
+from signpipe.data.corpus import FINGERSPELLING, ISOLATED_SIGNS, METADATA_FILE, open_corpus
+from signpipe.data.fingerspelling import METADATA_COLUMNS as SPELLING_COLUMNS
+from signpipe.data.fingerspelling import PARTS_FILES, read_wide_sequences, write_landmark_file
+from signpipe.data.schema import CHARACTER_MAP_FILE, SIGN_MAP_FILE
 from signpipe.data.signs import METADATA_COLUMNS
 from signpipe.errors import ConfigError, SignpipeError
 
@@ -93,20 +104,74 @@ def write_corpus_subset(corpus, rows: pd.DataFrame, out_dir: str | Path) -> Path
     return Path(out_dir)
 
 
+def held_out_spellers(metadata: pd.DataFrame, fraction: float, seed: int = 0) -> np.ndarray:
+    """Participant ids to set aside from a fingerspelling corpus: drawn in a random order (`seed`)
+    until their `train` sequences reach `fraction` of the part's, at least one participant and
+    never all of them."""
+    if not 0 < fraction < 1:
+        raise ConfigError(f"holdout fraction must be strictly between 0 and 1, got {fraction}")
+    train = metadata[metadata["part"] == "train"]
+    counts = train["participant_id"].value_counts().sort_index()
+    if len(counts) < 2:
+        raise ConfigError(f"a corpus whose train part has {len(counts)} participant(s) cannot be split into training and "
+                          "held-out participants (expected at least 2); pass a separate evaluation corpus")
+    order = np.random.default_rng(seed).permutation(counts.index.to_numpy())
+    reached = np.cumsum(counts.loc[order].to_numpy()) >= fraction * len(train)
+    n_held = min(int(np.argmax(reached)) + 1, len(order) - 1)
+    return np.sort(order[:n_held])
+
+
+def write_spelling_subset(corpus, rows: pd.DataFrame, out_dir: str | Path) -> Path:
+    """A fingerspelling corpus at `out_dir` holding exactly the metadata `rows` of `corpus` (an
+    opened `FingerspellingCorpus`), each part's csv, each landmark file with those rows'
+    sequences (linked when the file goes whole), and the character map the source was read with."""
+    if len(rows) == 0:
+        raise SignpipeError(f"{corpus.root}: no sequences selected for {out_dir} (expected at least one)")
+    in_file = corpus.metadata.groupby("path")["sequence_id"].size()
+    with atomic_directory(out_dir) as root:
+        for relative, group in rows.groupby("path", sort=False):
+            source, target = corpus.root / relative, root / relative
+            if len(group) == in_file[relative]:
+                _link_or_copy(source, target)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                write_landmark_file(target, read_wide_sequences(source, group["sequence_id"].to_numpy()))
+        for part, csv_name in PARTS_FILES.items():
+            chosen = rows[rows["part"] == part]
+            if len(chosen) or part == "train":
+                chosen[list(SPELLING_COLUMNS)].to_csv(root / csv_name, index=False)
+        shutil.copyfile(corpus.map_path, root / CHARACTER_MAP_FILE)
+    return Path(out_dir)
+
+
+def shared_participants(corpus: str | Path, other: str | Path) -> tuple[int, ...]:
+    """Participant ids found in the metadata of both corpora (of any part)."""
+    first, second = open_corpus(corpus), open_corpus(other)
+    common = np.intersect1d(first.metadata["participant_id"].to_numpy(), second.metadata["participant_id"].to_numpy())
+    return tuple(int(p) for p in common)
+
+
 def split_by_participant(source: str | Path, train_dir: str | Path, held_out_dir: str | Path, fraction: float = 0.2,
                          seed: int = 0) -> ParticipantSplit:
     """Write the corpus at `source` as a training corpus (`train_dir`) and a corpus of held-out
-    participants (`held_out_dir`), about `fraction` of the sequences (see `held_out_participants`)."""
+    participants (`held_out_dir`), about `fraction` of the sequences (see `held_out_participants`
+    for asl-signs corpora, `held_out_spellers` for fingerspelling ones)."""
     corpus = open_corpus(source)
-    if corpus.kind != ISOLATED_SIGNS:
-        raise SignpipeError(f"{source}: a {corpus.kind} corpus; participants can be held out of {ISOLATED_SIGNS} corpora "
-                            "only (one file per sequence); pass a separate evaluation corpus instead")
     metadata = corpus.metadata
-    held = held_out_participants(metadata, fraction, seed)
-    is_held = metadata["participant_id"].isin(held).to_numpy()
-    train_rows, held_rows = metadata[~is_held], metadata[is_held]
-    write_corpus_subset(corpus, train_rows, train_dir)
-    write_corpus_subset(corpus, held_rows, held_out_dir)
+    if corpus.kind == ISOLATED_SIGNS:
+        held = held_out_participants(metadata, fraction, seed)
+        is_held = metadata["participant_id"].isin(held).to_numpy()
+        train_rows, held_rows = metadata[~is_held], metadata[is_held]
+        write_corpus_subset(corpus, train_rows, train_dir)
+        write_corpus_subset(corpus, held_rows, held_out_dir)
+    elif corpus.kind == FINGERSPELLING:
+        held = held_out_spellers(metadata, fraction, seed)
+        is_held = metadata["participant_id"].isin(held).to_numpy()
+        train_rows, held_rows = metadata[~is_held], metadata[is_held & (metadata["part"] == "train").to_numpy()]
+        write_spelling_subset(corpus, train_rows, train_dir)
+        write_spelling_subset(corpus, held_rows, held_out_dir)
+    else:  # a new layout must say how its participants are held out
+        raise SignpipeError(f"{source}: participants cannot be held out of a {corpus.kind} corpus")
     return ParticipantSplit(
         Path(train_dir), Path(held_out_dir),
         tuple(int(p) for p in np.unique(train_rows["participant_id"])), tuple(int(p) for p in held),

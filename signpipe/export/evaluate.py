@@ -367,5 +367,10 @@ def write_predictions(result: EvaluationResult, path: str | Path) -> Path:
     return Path(path)
 
 
-def result_json(result: EvaluationResult) -> str:
-    return json.dumps(result.to_dict(), indent=2)
+def result_json(result: EvaluationResult, data_fingerprint: str = "") -> str:
+    """`result` as the JSON a run keeps (`evaluation.json`), with the evaluation corpus'
+    fingerprint (`signpipe.data.fingerprint`) when known: the registry keeps it with the score."""
+    values = result.to_dict()
+    if data_fingerprint:
+        values["data_fingerprint"] = data_fingerprint
+    return json.dumps(values, indent=2)

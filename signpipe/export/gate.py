@@ -76,10 +76,37 @@ class GateThresholds:
 PLUMBING_NOTE = "a check that every step runs, not a model: this score means nothing"
 
 
+def with_note(result: GateResult, label: str, note: str) -> GateResult:
+    """`result` whose report opens with `label: note` (above the corpus and champion facts)."""
+    return dataclasses.replace(result, context=((label, note),) + result.context)
+
+
 def with_plumbing_note(result: GateResult) -> GateResult:
     """`result` whose report opens by saying it judged a plumbing run (`PipelinePreset.plumbing`),
     whose score means nothing."""
-    return dataclasses.replace(result, context=(("plumbing preset", PLUMBING_NOTE),) + result.context)
+    return with_note(result, "plumbing preset", PLUMBING_NOTE)
+
+
+SHARED_SIGNERS_LABEL = "WARNING: signers seen in training"
+
+
+def shared_signers_note(n_shared: int) -> str:
+    """What the gate's report and a run's summary say when the evaluation corpus shares signers
+    with the training corpus (allowed only by an explicit flag)."""
+    return (f"the evaluation corpus shares {n_shared} participant(s) with the training corpus (allowed by "
+            "allow_shared_participants): the score includes signers the model trained on, so it overstates how the "
+            "model reads new signers")
+
+
+def with_lineage(result: GateResult, eval_corpus_fingerprint: str, shared_participants: int) -> GateResult:
+    """`result` with the evaluation corpus' fingerprint among its facts and, first, a warning when
+    the evaluation corpus shares `shared_participants` signers with the training corpus."""
+    if eval_corpus_fingerprint:
+        result = dataclasses.replace(result, context=result.context + (("evaluation corpus fingerprint",
+                                                                         eval_corpus_fingerprint),))
+    if shared_participants:
+        result = with_note(result, SHARED_SIGNERS_LABEL, shared_signers_note(shared_participants))
+    return result
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,3 +34,8 @@ output "tensorboard" {
   description = "Full resource name of the Vertex AI TensorBoard instance."
   value       = module.signpipe.tensorboard
 }
+
+output "run_retention_days" {
+  description = "Days run artifacts are kept under the pipeline root (signpipe keeps cache hits younger than that)."
+  value       = module.signpipe.run_retention_days
+}

@@ -34,3 +34,8 @@ output "tensorboard" {
   description = "Full resource name of the Vertex AI TensorBoard instance."
   value       = module.tensorboard.resource_name
 }
+
+output "run_retention_days" {
+  description = "Days run artifacts are kept under the pipeline root; a run's cached outputs are reused for less than that."
+  value       = var.run_retention_days
+}
