@@ -88,12 +88,13 @@ def _fingerprinted(placement: Any, uri: Any, cache_max_age_days: Any, what: str)
     return imported, found
 
 
-def corpora(placement: Any, hold_out: bool, corpus_uri: Any, eval_corpus_uri: Any, cache_max_age_days: Any,
+def corpora(placement: Any, kind: str, hold_out: bool, corpus_uri: Any, eval_corpus_uri: Any, cache_max_age_days: Any,
             holdout_fraction: Any, holdout_seed: Any, allow_shared_participants: Any) -> Corpora:
-    """The head of a DAG in the form `hold_out` says (see the module docstring)."""
+    """The head of a DAG in the form `hold_out` says (see the module docstring); `kind` is the
+    corpus kind the pipeline trains on: a corpus of the other task stops the run at validation."""
     corpus, found = _fingerprinted(placement, corpus_uri, cache_max_age_days, "corpus")
     key, fingerprint = found.outputs["cache_key"], found.outputs["fingerprint"]
-    validated = placement.place(validate(corpus=corpus.output, corpus_fingerprint=key), "validate")
+    validated = placement.place(validate(corpus=corpus.output, corpus_fingerprint=key, expected_kind=kind), "validate")
     if hold_out:
         split = placement.place(
             hold_out_participants(corpus=corpus.output, corpus_fingerprint=key, fraction=holdout_fraction, seed=holdout_seed),
@@ -104,7 +105,8 @@ def corpora(placement: Any, hold_out: bool, corpus_uri: Any, eval_corpus_uri: An
                        0, [split])
     eval_corpus, eval_found = _fingerprinted(placement, eval_corpus_uri, cache_max_age_days, "evaluation corpus")
     eval_key = eval_found.outputs["cache_key"]
-    eval_validated = placement.place(validate(corpus=eval_corpus.output, corpus_fingerprint=eval_key), "validate")
+    eval_validated = placement.place(validate(corpus=eval_corpus.output, corpus_fingerprint=eval_key, expected_kind=kind),
+                                     "validate")
     eval_validated.set_display_name("validate evaluation corpus")
     checked = placement.place(
         check_held_out(corpus=corpus.output, eval_corpus=eval_corpus.output, corpus_fingerprint=key,

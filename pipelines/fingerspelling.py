@@ -114,7 +114,7 @@ def build_pipeline(preset: PipelinePreset, target: str = "local", images: Mappin
         holdout_fraction: float = preset.holdout_fraction,
         holdout_seed: int = HOLDOUT_SEED,
     ) -> PipelineOutputs:
-        data = corpora(placement, hold_out, corpus_uri, eval_corpus_uri, cache_max_age_days, holdout_fraction, holdout_seed,
+        data = corpora(placement, "fingerspelling", hold_out, corpus_uri, eval_corpus_uri, cache_max_age_days, holdout_fraction, holdout_seed,
                        allow_shared_participants)
         aspect = placement.place(estimate_y_scale(corpus=data.train, method=y_scale_method, corpus_fingerprint=data.train_key),
                                  "estimate-y-scale")

@@ -92,7 +92,7 @@ def build_pipeline(preset: SignsPipelinePreset, target: str = "local", images: M
         holdout_fraction: float = preset.holdout_fraction,
         holdout_seed: int = HOLDOUT_SEED,
     ) -> PipelineOutputs:
-        data = corpora(placement, hold_out, corpus_uri, eval_corpus_uri, cache_max_age_days, holdout_fraction, holdout_seed,
+        data = corpora(placement, "isolated-signs", hold_out, corpus_uri, eval_corpus_uri, cache_max_age_days, holdout_fraction, holdout_seed,
                        allow_shared_participants)
         planned = placement.place(
             plan_folds(corpus=data.train, eval_corpus=data.eval, n_folds=n_folds, fold_seed=fold_seed,

@@ -48,6 +48,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 from rich.table import Table
 
 from signpipe.data.atomic import atomic_write_text
@@ -67,6 +68,7 @@ _STARTED = re.compile(r"^Executing task '([^']+)'")
 _FINISHED = re.compile(r"^Task '([^']+)' finished with status (\w+)")
 _SKIPPED = re.compile(r"^Skipping conditional task (\S+)")
 _CACHED = re.compile(r"^Task (\S+) cache hit")
+_EXCEPTION_LINE = re.compile(r"^\s*(?:[A-Za-z_]\w*\.)*([A-Za-z_]\w*(?:Error|Exception|Diverged|Interrupt|Exit)):\s*(.+)$")
 
 
 def hide_checkout_docker_dir() -> None:
@@ -222,7 +224,7 @@ def print_summary(console: Console, run: LocalRun) -> None:
 
     def row(label: str, value: Any) -> None:
         if value not in (None, "", []):
-            table.add_row(label, str(value))
+            table.add_row(label, Text(str(value)))  # paths and messages as they are, never read as markup
 
     if figures.get("plumbing"):
         row("preset", f"{run.preset}: {PLUMBING_NOTE}")
@@ -384,6 +386,38 @@ def check_shared_participants(data: str | Path | None, eval_data: str | Path | N
     return len(shared)
 
 
+def task_error(log: Path) -> str | None:
+    """The last exception a task raised, as its log shows it (`ExceptionName: message`, the module
+    path left out), or None when the log has none: what a failed run's final message repeats so
+    that the reason is on the terminal, not only in `pipeline.log`."""
+    try:
+        lines = _ANSI.sub("", log.read_text(encoding="utf-8", errors="replace")).splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        found = _EXCEPTION_LINE.match(line)
+        if found:
+            return f"{found.group(1)}: {found.group(2).strip()}"
+    return None
+
+
+CORPUS_KIND_OF = {"fingerspelling": "fingerspelling", "isolated-signs": "isolated-signs"}
+"""Pipeline name -> the corpus kind it trains on (`signpipe.data.corpus.detect_kind`)."""
+
+
+def check_corpus_kind(pipeline: str, corpus: str | Path | None, option: str) -> None:
+    """Refuse, before anything runs, a corpus of the other task (the pipeline's validate step
+    would stop on it too, later)."""
+    if corpus is None:
+        return
+    from signpipe.data.corpus import detect_kind
+
+    kind, expected = detect_kind(corpus), CORPUS_KIND_OF[pipeline]
+    if kind != expected:
+        raise ConfigError(f"{option} {corpus}: its train.csv has the {kind} columns, but the {pipeline} pipeline "
+                          f"trains on {expected} corpora")
+
+
 def run_parameters(preset_name: str, overrides: Sequence[str], fixed: Mapping[str, Any],
                    pipeline: str = "fingerspelling") -> dict[str, Any]:
     """The pipeline's arguments: the preset's run-time parameters, `key=value` overrides, then the
@@ -423,6 +457,8 @@ def run_local(
     if eval_data is not None and not Path(eval_data).is_dir():
         raise ConfigError(f"--eval-data {eval_data}: no such corpus folder (expected a corpus in the Kaggle layout)")
     parameters = run_parameters(preset_name, overrides, {}, pipeline)  # a bad override fails before anything is made
+    check_corpus_kind(pipeline, data, "--data")
+    check_corpus_kind(pipeline, eval_data, "--eval-data")
     shared = check_shared_participants(data, eval_data, allow_shared_participants, console)
     run_dir = new_run_dir(runs_dir, name or f"{pipeline}-{preset_name}").resolve()
     try:
@@ -432,7 +468,7 @@ def run_local(
     plumbing = chosen.plumbing
     registry_dir = Path(registry) if registry is not None else default_registry(runs_dir, pipeline, plumbing)
     console.print(f"[bold]{pipeline}[/] preset [bold]{preset_name}[/]: {chosen.description}", highlight=False)
-    console.print(f"run folder {run_dir}", highlight=False)
+    console.print(f"run folder {escape(str(run_dir))}", highlight=False)
     corpus, held_out = prepare_corpora(pipeline, chosen, run_dir, data, eval_data, console)
     arguments = {
         **parameters,
@@ -497,7 +533,9 @@ def run_local(
     atomic_write_text(run_dir / SUMMARY_FILE, json.dumps(run.to_dict(), indent=2, default=str) + "\n")
     print_summary(console, run)
     if error is not None:
-        raise SignpipeError(f"{pipeline} run failed at task {run.failed_task or '?'}: see {run_dir / LOG_FILE}")
+        reason = task_error(run_dir / LOG_FILE)
+        raise SignpipeError(f"{pipeline} run failed at task {run.failed_task or '?'}" + (f": {reason}" if reason else "")
+                            + f" (the task's whole output: {run_dir / LOG_FILE})")
     if summary.get("gate") == "failed":
         raise GateFailedError(run, summary.get("gate_failed", []), summary.get("gate_report", ""))
     return run

@@ -298,7 +298,7 @@ def _head_pipeline():
     placement = TaskPlacement(preset("smoke", "fingerspelling"), "local")
 
     def head(corpus_uri):
-        data = corpora(placement, True, corpus_uri, "", 0, 0.25, 1, False)
+        data = corpora(placement, "fingerspelling", True, corpus_uri, "", 0, 0.25, 1, False)
         reader = estimate_y_scale(corpus=data.train, method="rigid", corpus_fingerprint=data.train_key)
         for ready in data.ready:
             reader.after(ready)
