@@ -62,7 +62,8 @@ def hold_out_participants(
     from signpipe.data.atomic import atomic_write_text
     from signpipe.data.holdout import split_by_participant
 
-    made = split_by_participant(corpus.path, train_corpus.path, eval_corpus.path, fraction, seed=seed)
+    # in place: the outputs are this task's fresh folders, on Vertex AI under the Cloud Storage mount
+    made = split_by_participant(corpus.path, train_corpus.path, eval_corpus.path, fraction, seed=seed, in_place=True)
     values = {"source": corpus.uri, "corpus_fingerprint": corpus_fingerprint, "fraction": fraction, "seed": seed,
               **made.to_dict()}
     atomic_write_text(Path(split.path), json.dumps(values, indent=2) + "\n")

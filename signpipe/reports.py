@@ -70,7 +70,7 @@ def record_metrics(metrics: Any, values: Mapping[str, Any]) -> dict[str, float]:
 
 def metric_series(records: Iterable[Mapping[str, Any]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """`metrics.jsonl` records -> name -> (steps, values), non-finite entries dropped (the log
-    writes NaN and infinity as strings)."""
+    writes them as null; logs of older versions hold NaN and infinity as strings)."""
     collected: dict[str, tuple[list[float], list[float]]] = {}
     for record in records:
         step = record.get("step")

@@ -124,7 +124,8 @@ def test_fingerspelling_point_selection_and_filters(fingerspelling_corpus):
 
     one = corpus.read_sequence(supplemental[0], points=RIGHT_HAND)
     np.testing.assert_array_equal(one.frames, fingerspelling_corpus.frames[supplemental[0]][:, list(RIGHT_HAND)])
-    assert one.extra == {"part": "supplemental", "file_id": 2000}
+    assert {k: one.extra[k] for k in ("part", "file_id")} == {"part": "supplemental", "file_id": 2000}
+    np.testing.assert_array_equal(one.extra["frame_numbers"], np.arange(one.n_frames))
 
 
 def test_fingerspelling_reads_only_selected_columns_and_needed_row_groups(fingerspelling_corpus, monkeypatch):

@@ -81,6 +81,6 @@ def test_training_stops_at_a_non_finite_loss(tmp_path):
 
     mesh = make_mesh()
     state = replicate({"step": jnp.int32(0)}, mesh)
-    with pytest.raises(NonFiniteLossError, match="training loss is inf at step 8"):
+    with pytest.raises(NonFiniteLossError, match="training diverged at step 7: train/loss is inf"):
         run_training_loop(config=config, workdir=tmp_path, mesh=mesh, state=state, train_step=step, batches=Values())
     assert not (tmp_path / "final_metrics.json").exists()

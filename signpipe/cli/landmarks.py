@@ -7,6 +7,7 @@ method's figure for comparison) so that scripts and pipeline steps can read it w
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -54,19 +55,39 @@ def preprocess(
     part: list[str] = typer.Option([], "--part", help="Corpus parts to include (train, supplemental); default all."),
     map_path: Path | None = typer.Option(None, "--map", help="Label map, if not in the corpus directory or ../maps."),
     workers: int = typer.Option(1, "--workers", "-j", help="Processes writing shards in parallel."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an existing output directory (only once the new one is complete)."
+    ),
+    drop_nonfinite: bool = typer.Option(
+        False, "--drop-nonfinite",
+        help="Leave out frames with non-finite values (inf, or a part partly NaN) and count them, instead of refusing the corpus.",
+    ),
 ) -> None:
-    """Turn a corpus into feature shards (raw input points per sequence) plus a manifest."""
+    """Turn a corpus into feature shards (raw input points per sequence) plus a manifest.
+
+    The output must be apart from the corpus (not it, not inside it, not containing it); it is
+    built under a temporary name and replaces an existing one only when complete. A sequence
+    with non-finite values stops the run unless --drop-nonfinite.
+    """
     from signpipe.landmarks.preprocess import preprocess as run_preprocess
 
     manifest = run_preprocess(
         corpus_dir, out, y_scale=y_scale, sequences_per_shard=sequences_per_shard, n_shards=shards,
         validation_fraction=validation_fraction, group_by_participant=by_participant, seed=seed,
-        parts=part or None, map_path=map_path, workers=workers, overwrite=overwrite,
+        parts=part or None, map_path=map_path, workers=workers, overwrite=overwrite, drop_nonfinite=drop_nonfinite,
     )
+    nonfinite = manifest["nonfinite"]
     summary = {
         "out": str(out), "kind": manifest["kind"], "y_scale": manifest["y_scale"],
         "splits": {name: {k: s[k] for k in ("sequences", "participants", "frames")} | {"shards": len(s["shards"])}
                    for name, s in manifest["splits"].items()},
+        "nonfinite": {k: nonfinite[k] for k in ("policy", "frames_dropped", "sequences_trimmed", "sequences_dropped")},
     }
     print(json.dumps(summary, indent=2))
+    if nonfinite["frames_dropped"]:
+        dropped = nonfinite["sequences_dropped"]
+        touched = nonfinite["sequences_trimmed"] + dropped
+        print(f"left out {nonfinite['frames_dropped']:,} frame{'s' if nonfinite['frames_dropped'] > 1 else ''} with "
+              f"non-finite values from {touched:,} sequence{'s' if touched > 1 else ''}"
+              + (f" ({dropped:,} of them had no other frame and were left out whole)" if dropped else ""),
+              file=sys.stderr)

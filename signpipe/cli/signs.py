@@ -13,7 +13,6 @@ into one bundle and prints what it wrote as JSON. Progress goes to stderr.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -26,7 +25,9 @@ app = typer.Typer(
 
 
 def _print_json(values: dict) -> None:
-    typer.echo(json.dumps(values, indent=2))
+    from signpipe.train.reporting import strict_json
+
+    typer.echo(strict_json(values, indent=2))
 
 
 @app.command()

@@ -4,9 +4,20 @@
     signpipe train pretrain --data shards/ --workdir runs/pt --preset small
     signpipe train presets finetune
 
-A run resumes by itself when its workdir holds checkpoints of the same config. The final metrics
-are printed as JSON on stdout (and saved as `final_metrics.json` in the workdir); progress goes to
-stderr.
+A run resumes by itself when its workdir holds checkpoints of the same config; a damaged last
+checkpoint is set aside (moved to `checkpoints-damaged/`) and the run resumes from the one before.
+A finished (or interrupted) run is extended by running it again with a larger `total_steps` and
+every other value as it was:
+
+    signpipe train finetune --data shards/ --workdir runs/ft --preset local total_steps=8000   # after 5000
+
+It continues from its last checkpoint; from there the learning rate follows the schedule of the
+new total (for the cosine schedule: back up to the value the longer schedule has at that step, then
+down to its end at the new total), so the result is not the same as a run of the new length from
+scratch. A smaller `total_steps` is refused. The final metrics are printed as strict JSON on
+stdout (and saved as `final_metrics.json` in the workdir; a value that is not finite is `null`);
+progress goes to stderr. A run whose loss, gradient norm, weights or validation scalars stop being
+finite stops with an error naming the step (exit status 2), keeping its last good checkpoint.
 """
 
 from __future__ import annotations
@@ -24,7 +35,10 @@ app = typer.Typer(
 )
 
 DATA_OPTION = typer.Option(..., "--data", help="Feature-shard directory (output of `signpipe landmarks preprocess`).")
-WORKDIR_OPTION = typer.Option(..., "--workdir", help="Run directory: config, checkpoints, logs; resumed if it exists.")
+WORKDIR_OPTION = typer.Option(
+    ..., "--workdir",
+    help="Run directory: config, checkpoints, logs; resumed if it exists (a larger total_steps=N extends a finished run).",
+)  # fmt: skip
 PRESET_OPTION = typer.Option("local", "--preset", help="Named preset: local (minutes on a CPU), smoke (plumbing), small, large, kaggle5th.")
 OVERRIDES_ARGUMENT = typer.Argument(None, help="Config overrides key=value (model.KEY=VALUE for the model).", show_default=False)
 SHOW_CONFIG_OPTION = typer.Option(False, "--show-config", help="Print the resolved config as JSON and exit.")
@@ -44,7 +58,9 @@ def run_stage(stage_module: str, stage: str, data: Path, workdir: Path, preset: 
     if show_config:
         typer.echo(json.dumps(config.to_dict(), indent=2))
         return
-    typer.echo(json.dumps(module.train_and_evaluate(config, workdir), indent=2))
+    from signpipe.train.reporting import strict_json
+
+    typer.echo(strict_json(module.train_and_evaluate(config, workdir), indent=2))
 
 
 @app.command()

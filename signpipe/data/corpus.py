@@ -11,6 +11,9 @@ the problems they find as one `CorpusError`, the validator collects them and kee
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -87,11 +90,36 @@ def check_columns(schema: pa.Schema, expected: dict[str, str], where: str | Path
     return problems
 
 
+def describe_path(path: str | Path) -> str:
+    """What is at `path` when a regular file was expected there: `no such file`, `a directory`,
+    `a symbolic link loop`, `a broken symbolic link to ...`, `a special file (...)`, or `a file`."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if path.is_symlink():
+            return f"a broken symbolic link to {os.readlink(path)}"
+        return "no such file"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        if exc.errno == errno.ENOTDIR:
+            return "no such file (a file stands where a folder on its path belongs)"
+        return f"a path that cannot be read ({exc.strerror or type(exc).__name__})"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISREG(mode):
+        return "a file"
+    kind = ("a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+    return f"a special file ({kind})"
+
+
 def open_parquet(path: str | Path) -> pq.ParquetFile:
     """Open a parquet file, turning a missing or unreadable file into a `CorpusError` on that file."""
     path = Path(path)
     if not path.is_file():
-        raise CorpusError(Problem(str(path), "expected a parquet file, found no such file"))
+        raise CorpusError(Problem(str(path), f"expected a parquet file, found {describe_path(path)}"))
     try:
         return pq.ParquetFile(path)
     except (pa.ArrowException, OSError, ValueError) as exc:
@@ -143,7 +171,7 @@ def read_metadata_csv(
     path = Path(path)
     where = str(path)
     if not path.is_file():
-        return None, [Problem(where, "expected a metadata csv, found no such file")]
+        return None, [Problem(where, f"expected a metadata csv, found {describe_path(path)}")]
     try:
         frame = pd.read_csv(path, dtype={c: str for c in text_columns}, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
@@ -197,7 +225,7 @@ def find_label_map(root: str | Path, map_file: str, map_path: str | Path | None 
     if map_path is not None:
         map_path = Path(map_path)
         if not map_path.is_file():
-            raise CorpusError(Problem(str(map_path), f"expected the label map {map_file}, found no such file"))
+            raise CorpusError(Problem(str(map_path), f"expected the label map {map_file}, found {describe_path(map_path)}"))
         return map_path
     root = Path(root)
     for candidate in (root / map_file, root / SIBLING_MAPS_DIR / map_file):
@@ -220,7 +248,9 @@ def require_label_map(root: Path, map_file: str, map_path: str | Path | None) ->
 def require_directory(root: str | Path) -> Path:
     root = Path(root)
     if not root.is_dir():
-        raise CorpusError(Problem(str(root), "expected a corpus directory, found " + ("a file" if root.exists() else "nothing")))
+        found = describe_path(root)
+        raise CorpusError(Problem(str(root), "expected a corpus directory, found "
+                                             + ("nothing" if found == "no such file" else found)))
     return root
 
 
@@ -231,7 +261,7 @@ def detect_kind(root: str | Path) -> str:
     root = require_directory(root)
     csv = root / METADATA_FILE
     if not csv.is_file():
-        raise CorpusError(Problem(str(csv), "expected the corpus metadata csv, found no such file"))
+        raise CorpusError(Problem(str(csv), f"expected the corpus metadata csv, found {describe_path(csv)}"))
     try:
         header = pd.read_csv(csv, nrows=0).columns
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:

@@ -156,7 +156,8 @@ def read_wide_sequences(
     *,
     skip_missing: bool = False,
     parquet: pq.ParquetFile | None = None,
-) -> Iterator[tuple[int, np.ndarray]]:
+    with_frame_numbers: bool = False,
+) -> Iterator[tuple[int, np.ndarray]] | Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """`(sequence_id, frames [T, P, 3] float32)` for the sequences of one wide parquet file.
 
     Reads only `sequence_id`, `frame` and the 3 x P columns of `points` (never all 1,629), and
@@ -165,7 +166,8 @@ def read_wide_sequences(
     worth even for the competition's large files. Frames come out sorted by `frame`.
     A wanted id with no rows is a `CorpusError` (after the others were yielded) unless
     `skip_missing`, which the validator uses to count them itself; it also passes the `parquet`
-    it already opened for the schema checks, so the footer is parsed once.
+    it already opened for the schema checks, so the footer is parsed once. With
+    `with_frame_numbers`, each item is `(sequence_id, frames, frame numbers [T] int64)`.
     """
     path = Path(path)
     points = resolve_points(points)
@@ -209,7 +211,8 @@ def read_wide_sequences(
         complete = open_ids[~_may_hold(open_ids, lo[later], hi[later]).any(axis=1)]
         for sequence_id in complete.tolist():
             found.add(sequence_id)
-            yield sequence_id, _assemble_frames(pending.pop(sequence_id), n_points)
+            frames, frame_numbers = _assemble_frames(pending.pop(sequence_id), n_points)
+            yield (sequence_id, frames, frame_numbers) if with_frame_numbers else (sequence_id, frames)
 
     if wanted is not None and not skip_missing:
         missing = [i for i in wanted.tolist() if i not in found]
@@ -218,13 +221,16 @@ def read_wide_sequences(
                                                  "(listed in the metadata), found none"))
 
 
-def _assemble_frames(pieces: list[tuple[np.ndarray, np.ndarray]], n_points: int) -> np.ndarray:
-    """Join a sequence's row blocks `[t, 3P]` (axis-major columns) into `[T, P, 3]` in frame order."""
+def _assemble_frames(pieces: list[tuple[np.ndarray, np.ndarray]], n_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """Join a sequence's row blocks `[t, 3P]` (axis-major columns) into `[T, P, 3]` in frame
+    order; with the frame numbers in that order."""
     frame_numbers = np.concatenate([f for f, _ in pieces]) if len(pieces) > 1 else pieces[0][0]
     rows = np.concatenate([b for _, b in pieces]) if len(pieces) > 1 else pieces[0][1]
     if np.any(frame_numbers[1:] < frame_numbers[:-1]):
-        rows = rows[np.argsort(frame_numbers, kind="stable")]
-    return np.ascontiguousarray(rows.reshape(len(rows), 3, n_points).transpose(0, 2, 1))
+        order = np.argsort(frame_numbers, kind="stable")
+        rows, frame_numbers = rows[order], frame_numbers[order]
+    frames = np.ascontiguousarray(rows.reshape(len(rows), 3, n_points).transpose(0, 2, 1))
+    return frames, frame_numbers.astype(np.int64)
 
 
 class FingerspellingCorpus(Corpus):
@@ -257,10 +263,10 @@ class FingerspellingCorpus(Corpus):
             ids = group["sequence_id"].to_numpy()
             about = dict(zip(ids.tolist(), zip(group["participant_id"].tolist(), group["phrase"].tolist(),
                                                group["file_id"].tolist())))
-            for sequence_id, frames in read_wide_sequences(path, ids, points):
+            for sequence_id, frames, frame_numbers in read_wide_sequences(path, ids, points, with_frame_numbers=True):
                 participant_id, phrase, file_id = about[sequence_id]
                 yield LandmarkSequence(sequence_id, participant_id, phrase, frames, points, str(path),
-                                       {"part": part, "file_id": file_id})
+                                       {"part": part, "file_id": file_id, "frame_numbers": frame_numbers})
 
     def read_sequence(self, sequence_id: int, points: Sequence[int] | None = None) -> LandmarkSequence:
         row = self.row(sequence_id)

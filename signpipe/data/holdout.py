@@ -17,7 +17,8 @@ hard-linked when the file system allows (no copy of a large corpus; corpus write
 renaming, never edit them in place, so a link cannot be changed through the other name) and copied
 otherwise; so is a fingerspelling file whose sequences all go to one side, while a file holding
 sequences of both sides is rewritten with each side's sequences. Each subset is built under a
-temporary name and renamed into place (`atomic_directory`).
+temporary name and renamed into place (`atomic_directory`), which refuses an output that is,
+holds or sits inside the source corpus.
 
 `shared_participants` says which signers two corpora have in common: a run given an evaluation
 corpus refuses one that shares signers with its training corpus.
@@ -25,15 +26,17 @@ corpus refuses one that shares signers with its training corpus.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from signpipe.data.atomic import atomic_directory
+from signpipe.data.atomic import atomic_directory, check_output_directory
 from signpipe.data.corpus import FINGERSPELLING, ISOLATED_SIGNS, METADATA_FILE, open_corpus
 from signpipe.data.fingerspelling import METADATA_COLUMNS as SPELLING_COLUMNS
 from signpipe.data.fingerspelling import PARTS_FILES, read_wide_sequences, write_landmark_file
@@ -91,12 +94,28 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
-def write_corpus_subset(corpus, rows: pd.DataFrame, out_dir: str | Path) -> Path:
+@contextlib.contextmanager
+def _output(out_dir: str | Path, corpus, in_place: bool) -> Iterator[Path]:
+    """Where a subset is written: built aside and renamed into place (`atomic_directory`), or,
+    `in_place`, straight into `out_dir` (a pipeline step's fresh output folder, which on Vertex AI
+    is on the Cloud Storage mount, where a folder cannot be renamed)."""
+    if not in_place:
+        with atomic_directory(out_dir, inputs=(corpus.root, corpus.map_path)) as root:
+            yield root
+        return
+    root = check_output_directory(out_dir, inputs=(corpus.root, corpus.map_path))
+    root.mkdir(parents=True, exist_ok=True)
+    if any(root.iterdir()):
+        raise SignpipeError(f"{out_dir}: expected an empty output folder for the subset, found files in it")
+    yield root
+
+
+def write_corpus_subset(corpus, rows: pd.DataFrame, out_dir: str | Path, in_place: bool = False) -> Path:
     """An asl-signs corpus at `out_dir` holding exactly the metadata `rows` of `corpus` (an opened
     `SignsCorpus`), their landmark files, and the label map the source was read with."""
     if len(rows) == 0:
         raise SignpipeError(f"{corpus.root}: no sequences selected for {out_dir} (expected at least one)")
-    with atomic_directory(out_dir) as root:
+    with _output(out_dir, corpus, in_place) as root:
         for relative in rows["path"]:
             _link_or_copy(corpus.root / relative, root / relative)
         rows[list(METADATA_COLUMNS)].to_csv(root / METADATA_FILE, index=False)
@@ -121,14 +140,14 @@ def held_out_spellers(metadata: pd.DataFrame, fraction: float, seed: int = 0) ->
     return np.sort(order[:n_held])
 
 
-def write_spelling_subset(corpus, rows: pd.DataFrame, out_dir: str | Path) -> Path:
+def write_spelling_subset(corpus, rows: pd.DataFrame, out_dir: str | Path, in_place: bool = False) -> Path:
     """A fingerspelling corpus at `out_dir` holding exactly the metadata `rows` of `corpus` (an
     opened `FingerspellingCorpus`), each part's csv, each landmark file with those rows'
     sequences (linked when the file goes whole), and the character map the source was read with."""
     if len(rows) == 0:
         raise SignpipeError(f"{corpus.root}: no sequences selected for {out_dir} (expected at least one)")
     in_file = corpus.metadata.groupby("path")["sequence_id"].size()
-    with atomic_directory(out_dir) as root:
+    with _output(out_dir, corpus, in_place) as root:
         for relative, group in rows.groupby("path", sort=False):
             source, target = corpus.root / relative, root / relative
             if len(group) == in_file[relative]:
@@ -152,7 +171,7 @@ def shared_participants(corpus: str | Path, other: str | Path) -> tuple[int, ...
 
 
 def split_by_participant(source: str | Path, train_dir: str | Path, held_out_dir: str | Path, fraction: float = 0.2,
-                         seed: int = 0) -> ParticipantSplit:
+                         seed: int = 0, in_place: bool = False) -> ParticipantSplit:
     """Write the corpus at `source` as a training corpus (`train_dir`) and a corpus of held-out
     participants (`held_out_dir`), about `fraction` of the sequences (see `held_out_participants`
     for asl-signs corpora, `held_out_spellers` for fingerspelling ones)."""
@@ -162,14 +181,14 @@ def split_by_participant(source: str | Path, train_dir: str | Path, held_out_dir
         held = held_out_participants(metadata, fraction, seed)
         is_held = metadata["participant_id"].isin(held).to_numpy()
         train_rows, held_rows = metadata[~is_held], metadata[is_held]
-        write_corpus_subset(corpus, train_rows, train_dir)
-        write_corpus_subset(corpus, held_rows, held_out_dir)
+        write_corpus_subset(corpus, train_rows, train_dir, in_place)
+        write_corpus_subset(corpus, held_rows, held_out_dir, in_place)
     elif corpus.kind == FINGERSPELLING:
         held = held_out_spellers(metadata, fraction, seed)
         is_held = metadata["participant_id"].isin(held).to_numpy()
         train_rows, held_rows = metadata[~is_held], metadata[is_held & (metadata["part"] == "train").to_numpy()]
-        write_spelling_subset(corpus, train_rows, train_dir)
-        write_spelling_subset(corpus, held_rows, held_out_dir)
+        write_spelling_subset(corpus, train_rows, train_dir, in_place)
+        write_spelling_subset(corpus, held_rows, held_out_dir, in_place)
     else:  # a new layout must say how its participants are held out
         raise SignpipeError(f"{source}: participants cannot be held out of a {corpus.kind} corpus")
     return ParticipantSplit(

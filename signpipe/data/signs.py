@@ -121,8 +121,17 @@ def long_frame_blocks(frame_numbers: np.ndarray, path: str | Path) -> int:
     return len(blocks)
 
 
-def read_long_frames(path: str | Path, points: Sequence[int] | None = None) -> tuple[np.ndarray, int]:
-    """`(frames [T, P, 3] float32, first frame number)` of one long-format sequence file."""
+def frame_order(frame_numbers: np.ndarray) -> np.ndarray | None:
+    """Row order that puts a long file's rows in frame order (stable, so the point order within
+    a frame is kept), or `None` when they already are."""
+    if len(frame_numbers) < 2 or np.all(frame_numbers[1:] >= frame_numbers[:-1]):
+        return None
+    return np.argsort(frame_numbers, kind="stable")
+
+
+def read_long_sequence(path: str | Path, points: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`(frames [T, P, 3] float32, frame numbers [T])` of one long-format sequence file, in frame
+    order whatever the order of the file's rows."""
     path = Path(path)
     points = resolve_points(points)
     parquet = open_parquet(path)
@@ -131,11 +140,20 @@ def read_long_frames(path: str | Path, points: Sequence[int] | None = None) -> t
         raise CorpusError(problems)
     table = read_parquet_columns(parquet, path, list(READ_COLUMNS))
     frame_numbers = table.column("frame").to_numpy()
+    order = frame_order(frame_numbers)
+    if order is not None:
+        table, frame_numbers = table.take(pa.array(order)), frame_numbers[order]
     n_frames = long_frame_blocks(frame_numbers, path)
     frames = float32_frames(table, AXES).reshape(n_frames, N_POINTS, 3)
     if points is not None:
         frames = frames[:, points]
-    return np.ascontiguousarray(frames), int(frame_numbers[0])
+    return np.ascontiguousarray(frames), frame_numbers[::N_POINTS].astype(np.int64)
+
+
+def read_long_frames(path: str | Path, points: Sequence[int] | None = None) -> tuple[np.ndarray, int]:
+    """`(frames [T, P, 3] float32, first frame number)` of one long-format sequence file, in frame order."""
+    frames, frame_numbers = read_long_sequence(path, points)
+    return frames, int(frame_numbers[0])
 
 
 class SignsCorpus(Corpus):
@@ -157,9 +175,9 @@ class SignsCorpus(Corpus):
     def _sequence(self, row: tuple, points: tuple[int, ...] | None) -> LandmarkSequence:
         relative_path, participant_id, sequence_id, sign = row
         path = self.root / relative_path
-        frames, first_frame = read_long_frames(path, points)
+        frames, frame_numbers = read_long_sequence(path, points)
         return LandmarkSequence(int(sequence_id), int(participant_id), str(sign), frames, points, str(path),
-                                {"part": "train", "first_frame": first_frame})
+                                {"part": "train", "first_frame": int(frame_numbers[0]), "frame_numbers": frame_numbers})
 
     def iter_sequences(
         self,

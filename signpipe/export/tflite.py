@@ -58,6 +58,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from signpipe.data.atomic import check_writable_file
 from signpipe.errors import ConfigError, SignpipeError
 from signpipe.export.bundle import INPUT_NAME, OUTPUT_NAME, SIGNATURE, write_bundle
 from signpipe.landmarks import features
@@ -417,6 +418,7 @@ def export_checkpoint(
     """`export_model` on a finetuning checkpoint's EMA weights; the y scale defaults to the one in
     the manifest of the shards the run trained on."""
     check_export_options(quantize, graph, buckets)
+    check_writable_file(out)  # a read-only destination fails now, not after the conversion
     loaded = load_checkpoint(checkpoint)
     if y_scale is None:
         y_scale = y_scale_of_run(loaded.config, str(checkpoint))

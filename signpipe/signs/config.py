@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -145,14 +146,22 @@ _NON_NEGATIVE = ("fold", "y_scale", "total_steps", "warmup_epochs", "initial_lea
 
 def _problems(config: SignsConfig) -> list[str]:
     values = dataclasses.asdict(config)
+    # NaN compares false with everything, so the range checks below would let it through: a float
+    # that is not a finite number is refused first, by name (learning_rate=nan, dropout=inf, ...)
+    hints = typing.get_type_hints(SignsConfig)
+    not_finite = [f.name for f in dataclasses.fields(SignsConfig) if hints[f.name] is float
+                  and not math.isfinite(values[f.name])]  # fmt: skip
+    if not_finite:
+        return [f"{name} must be a finite number, got {values[name]}" for name in not_finite]
     problems = [f"{name} must be at least 1, got {values[name]}" for name in _POSITIVE if values[name] < 1]
     problems += [f"{name} must be non-negative, got {values[name]}" for name in _NON_NEGATIVE if values[name] < 0]
     if config.n_folds >= 2 and config.fold >= config.n_folds:
         problems.append(f"fold must be in 0..{config.n_folds - 1}, got {config.fold}")
     if config.n_folds < 2:
         problems.append(f"n_folds must be at least 2 (one fold is held out), got {config.n_folds}")
-    if config.learning_rate <= 0 or config.arcface_scale <= 0:
-        problems.append("learning_rate and arcface_scale must be positive")
+    for name in ("learning_rate", "arcface_scale"):
+        if not values[name] > 0:
+            problems.append(f"{name} must be positive (> 0), got {values[name]}")
     if not 0 <= config.label_smoothing < 1:
         problems.append(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
     if config.arcface_margin >= 1.5:

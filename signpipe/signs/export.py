@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from signpipe.data.atomic import check_writable_file
 from signpipe.data.schema import N_POINTS
 from signpipe.errors import ConfigError, SignpipeError
 from signpipe.export.bundle import INPUT_NAME, OUTPUT_NAME, SIGNATURE, write_bundle
@@ -179,6 +180,7 @@ def export_ensemble(
     from signpipe.export.evaluate import SIGNS_COLUMNS
 
     check_quantize(quantize)
+    check_writable_file(out)  # a read-only destination fails now, not after the conversion
     folds = [load_trained_fold(w, which) for w in member_workdirs(workdirs)]
     model = to_tflite(folds, quantize)
     path = write_bundle(out, model, SIGNS_COLUMNS)

@@ -14,7 +14,6 @@ one model that did not train on its signer.
 from __future__ import annotations
 
 import dataclasses
-import json
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ import pandas as pd
 
 from signpipe.data.atomic import atomic_write_text
 from signpipe.errors import ConfigError, SignpipeError
+from signpipe.train.reporting import strict_json
 
 FOLD_DIR_PREFIX = "fold_"
 OOF_METRICS_FILE = "oof_metrics.json"
@@ -154,5 +154,5 @@ def train_folds(config: Any, root: str | Path, folds: Sequence[int] | None = Non
     metrics = {"folds": {str(f): r for f, r in results.items()}}
     finished = [w for w in fold_workdirs(root) if (w / VALIDATION_PREDICTIONS_FILE).is_file()]
     metrics.update(collect_out_of_fold(finished).metrics())
-    atomic_write_text(Path(root) / OOF_METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
+    atomic_write_text(Path(root) / OOF_METRICS_FILE, strict_json(metrics, indent=2) + "\n")  # no NaN token
     return metrics

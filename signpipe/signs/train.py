@@ -21,7 +21,6 @@ probabilities of the validation participants, for the out-of-fold score).
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from jax.sharding import Mesh
 
 from signpipe.data.atomic import atomic_path, atomic_write_text
 from signpipe.data.corpus import ISOLATED_SIGNS, open_corpus
-from signpipe.errors import ConfigError, SignpipeError
+from signpipe.errors import ConfigError, CorpusError, Problem, SignpipeError
 from signpipe.signs import augment, features
 from signpipe.signs.config import SignsConfig, config_from_dict, dump_config
 from signpipe.signs.data import SignBatches, SignSequences, evaluation_batches, hand_sequences, read_sign_sequences
@@ -45,7 +44,7 @@ from signpipe.signs.model import SignClassifier, arcface_loss, build_sign_model,
 from signpipe.signs.optim import ranger, seed_schedule
 from signpipe.train.checkpoint import RunCheckpoints, has_checkpoints
 from signpipe.train.compile_cache import enable_compilation_cache
-from signpipe.train.loop import run_training_loop
+from signpipe.train.loop import outcome_notes, run_training_loop
 from signpipe.train.mesh import (
     batch_sharding,
     check_batch_size,
@@ -56,6 +55,7 @@ from signpipe.train.mesh import (
     replicated_sharding,
     shard_batch,
 )
+from signpipe.train.reporting import strict_json
 
 FINAL_METRICS_FILE = "final_metrics.json"
 VALIDATION_PREDICTIONS_FILE = "validation_predictions.npz"
@@ -94,6 +94,9 @@ def prepare_fold(config: SignsConfig) -> FoldData:
     train_rows, validation_rows = fold_metadata(corpus.metadata, config.fold, config.n_folds, config.fold_seed)
     train = read_sign_sequences(corpus, train_rows, config.max_frames)
     validation = read_sign_sequences(corpus, validation_rows, config.max_frames)
+    problems = infinite_points(train, str(corpus.root)) + infinite_points(validation, str(corpus.root))
+    if problems:
+        raise CorpusError(problems)
     y_scale = config.y_scale
     if y_scale == 0:
         from signpipe.landmarks.aspect import estimate_y_scale
@@ -107,6 +110,22 @@ def prepare_fold(config: SignsConfig) -> FoldData:
     total_steps = config.total_steps or config.epochs * per_epoch
     resolved = dataclasses.replace(config, y_scale=round(float(y_scale), 6), total_steps=int(total_steps))
     return FoldData(resolved, train, validation, len(corpus.label_map))
+
+
+def infinite_points(sequences: SignSequences, where: str) -> list[Problem]:
+    """A problem for each sequence whose key points hold +-inf (NaN is a missing landmark): one such
+    sequence makes the loss NaN at the first batch that holds it, so training refuses it up front."""
+    problems = []
+    for sequence_id, points in zip(sequences.sequence_ids, sequences.points, strict=True):
+        infinite = np.argwhere(np.isinf(points))
+        if len(infinite):
+            problems.append(Problem(
+                f"{where} sequence {int(sequence_id)}",
+                f"{len(infinite)} infinite coordinate(s), the first at frame {int(infinite[0][0])}, key point "
+                f"{int(infinite[0][1])}; expected finite coordinates (NaN where a landmark is missing). Fix or drop "
+                "the sequence",
+            ))  # fmt: skip
+    return problems
 
 
 def learning_rate_schedule(config: SignsConfig, n_train: int) -> optax.Schedule:
@@ -296,13 +315,14 @@ def train_and_evaluate(config: SignsConfig, workdir: str | Path) -> dict[str, An
         "steps_run": outcome.steps_run,
         "train_seconds": round(outcome.train_seconds, 3),
         "n_devices": int(mesh.devices.size),
+        **outcome_notes(outcome),
     }
     if jax.process_index() == 0:
         with atomic_path(workdir / VALIDATION_PREDICTIONS_FILE) as tmp:
             with tmp.open("wb") as handle:
                 np.savez(handle, sequence_ids=fold.validation.sequence_ids, labels=fold.validation.labels,
                          probabilities=last_probabilities[0], fold=np.int64(config.fold))
-        atomic_write_text(workdir / FINAL_METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
+        atomic_write_text(workdir / FINAL_METRICS_FILE, strict_json(metrics, indent=2) + "\n")
     return metrics
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -135,6 +136,13 @@ STAGES: dict[str, type[TrainConfig]] = {"finetune": FinetuneConfig, "pretrain": 
 
 RUN_CONTROL_FIELDS = frozenset({"stop_after_step", "log_every", "prefetch"})
 """Fields that only steer the process, not the training trajectory: a resumed run may change them."""
+EXTENSION_FIELDS = frozenset({"total_steps", "epochs"})
+"""Fields a resumed run may change together to train longer: a larger `total_steps` extends the run
+(`epochs` is how the isolated-signs recipe derives its `total_steps`). The extended run continues from
+the checkpoint; the learning-rate schedule is a function of `total_steps`, so from there on the
+rate follows the new total's schedule (with cosine decay it rises from the old schedule's end to
+the new schedule's value at that step, then decays to the new end). A smaller `total_steps` is a
+different run and is refused."""
 
 _SEED_OPTIMIZER = {"learning_rate": 5e-4, "weight_decay": 0.01, "adam_b1": 0.9, "adam_b2": 0.98, "clip_norm": 1.0}
 
@@ -298,9 +306,32 @@ _UNIT_INTERVAL_OPEN_TOP = ("adam_b1", "adam_b2", "ema_decay", "end_learning_rate
                            "teacher_decay_start", "teacher_decay_end")  # fmt: skip
 
 
+_FLOAT_RANGES = {
+    "learning_rate": " > 0", "clip_norm": " > 0", "weight_decay": " >= 0", "mask_ratio": " in (0, 1)",
+    "cutmix_probability": " in [0, 1]", "kd_weight": " >= 0",
+    **{name: " in [0, 1)" for name in _UNIT_INTERVAL_OPEN_TOP},
+}  # fmt: skip
+"""The allowed range of a float field, for the message that refuses a NaN or infinite value."""
+
+
+def _float_fields(cls: type) -> list[str]:
+    hints = typing.get_type_hints(cls)
+    return [f.name for f in dataclasses.fields(cls) if hints.get(f.name) is float]
+
+
 def _range_problems(config: TrainConfig) -> list[str]:
     problems = []
     values = dataclasses.asdict(config)
+    # NaN compares false with everything, so each range check below would let it through: a value
+    # that is not a finite number is refused first, by name (learning_rate=nan, kd_weight=inf, ...)
+    not_finite = [name for name in _float_fields(type(config)) if not math.isfinite(values[name])]
+    problems += [f"{name} must be a finite number{_FLOAT_RANGES.get(name, '')}, got {values[name]}" for name in not_finite]
+    for key, value in sorted(config.model_overrides.items()):
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"model.{key} must be a finite number, got {value}")
+            not_finite.append(f"model.{key}")
+    if not_finite:
+        return problems
     for name in _POSITIVE_INTS:
         if name in values and values[name] < 1:
             problems.append(f"{name} must be at least 1, got {values[name]}")
@@ -314,9 +345,9 @@ def _range_problems(config: TrainConfig) -> list[str]:
     if config.schedule not in SCHEDULES:
         problems.append(f"schedule must be one of {list(SCHEDULES)}, got {config.schedule!r}")
     for name in ("learning_rate", "clip_norm"):
-        if values[name] <= 0:
-            problems.append(f"{name} must be positive, got {values[name]}")
-    if config.weight_decay < 0:
+        if not values[name] > 0:
+            problems.append(f"{name} must be positive (> 0), got {values[name]}")
+    if not config.weight_decay >= 0:
         problems.append(f"weight_decay must be non-negative, got {config.weight_decay}")
     if config.prefetch < 0:
         problems.append(f"prefetch must be 0 (off) or a number of batches, got {config.prefetch}")
@@ -499,9 +530,17 @@ def load_config(path: str | Path) -> TrainConfig:
     return config_from_dict(values)
 
 
+def extends(saved: Mapping[str, Any], current: Any) -> bool:
+    """Whether `current` (a config) trains the run of `saved` (a checkpoint's config) for longer."""
+    before, after = saved.get("total_steps"), current.to_dict().get("total_steps")
+    return isinstance(before, int) and isinstance(after, int) and after > before
+
+
 def trajectory_differences(saved: Mapping[str, Any], current: TrainConfig) -> list[str]:
     """Keys whose values differ between a checkpoint's config and this run's, ignoring fields that
-    only steer the process; non-empty means resuming would mix two different runs."""
+    only steer the process and, when `current` extends the run (a larger `total_steps`), the
+    `EXTENSION_FIELDS`; non-empty means resuming would mix two different runs."""
     now = current.to_dict()
-    keys = sorted((set(saved) | set(now)) - RUN_CONTROL_FIELDS)
+    ignored = RUN_CONTROL_FIELDS | (EXTENSION_FIELDS if extends(saved, current) else frozenset())
+    keys = sorted((set(saved) | set(now)) - ignored)
     return [f"{k}: {saved.get(k, '<absent>')!r} -> {now.get(k, '<absent>')!r}" for k in keys if saved.get(k) != now.get(k)]

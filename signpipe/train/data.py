@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from signpipe.data.schema import CHARACTER_MAP_FILE, packaged_map
-from signpipe.errors import ConfigError, SignpipeError
+from signpipe.errors import ConfigError, CorpusError, Problem, SignpipeError
 from signpipe.landmarks import features
 from signpipe.landmarks.augment import (
     AlignCTCLabel,
@@ -145,6 +145,22 @@ def encode_phrase(phrase: str, character_map: Mapping[str, int], where: str) -> 
         ) from None
 
 
+def non_finite_problem(raw: np.ndarray, featurized: np.ndarray, where: str) -> Problem | None:
+    """A problem when a sequence's features are not all finite: raw landmarks with +-inf (NaN is a
+    missing landmark, which `featurize` handles) or too large to normalize. Such a sequence makes
+    the loss NaN at the first batch that holds it, so the loaders refuse it up front."""
+    if np.isfinite(featurized).all():
+        return None
+    infinite = np.argwhere(np.isinf(raw))
+    if len(infinite):
+        frame, point = int(infinite[0][0]), int(infinite[0][1])
+        detail = f"{len(infinite)} infinite coordinate(s), the first at frame {frame}, input point {point}"
+    else:
+        detail = f"coordinates too large to normalize (largest |value| {float(np.nanmax(np.abs(raw))):.3g})"
+    return Problem(where, f"non-finite features: {detail}; expected finite coordinates (NaN where a landmark is "
+                          "missing). Fix or drop the sequence")  # fmt: skip
+
+
 def load_labelled_split(shard_dir: str | Path, split: str, max_label_length: int) -> LabelledSplit:
     """Read, check and featurize one split of a fingerspelling shard directory."""
     shard_dir = Path(shard_dir)
@@ -169,6 +185,7 @@ def load_labelled_split(shard_dir: str | Path, split: str, max_label_length: int
         raise SignpipeError(f"{where}: split {split!r} holds no sequences")
     kept_features, labels, phrases, ids = [], [], [], []
     dropped = 0
+    non_finite: list[Problem] = []
     for seq in sequences:
         label = encode_phrase(seq.label, character_map, f"{shard_dir} ({split}) sequence {seq.sequence_id}")
         if label.size > max_label_length:
@@ -181,10 +198,17 @@ def load_labelled_split(shard_dir: str | Path, split: str, max_label_length: int
         if len(seq.frames) < ctc_min_frames(label):
             dropped += 1
             continue
-        kept_features.append(features.featurize(seq.frames, y_scale, xp=np))
+        with np.errstate(invalid="ignore", over="ignore"):  # inf: reported below, by sequence
+            featurized = features.featurize(seq.frames, y_scale, xp=np)
+        problem = non_finite_problem(seq.frames, featurized, f"{shard_dir} ({split}) sequence {seq.sequence_id}")
+        if problem is not None:
+            non_finite.append(problem)
+        kept_features.append(featurized)
         labels.append(label)
         phrases.append(seq.label)
         ids.append(seq.sequence_id)
+    if non_finite:
+        raise CorpusError(non_finite)
     if not kept_features:
         raise SignpipeError(f"{where}: every sequence of split {split!r} is shorter than its phrase")
     return LabelledSplit(split, kept_features, labels, phrases, np.asarray(ids, np.int64), dropped)

@@ -22,7 +22,6 @@ Files in the workdir: `config.json`, `checkpoints/`, `metrics.jsonl`, `tb/`, and
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -45,7 +44,7 @@ from signpipe.models import CTCModel, build_ctc_model
 from signpipe.train.checkpoint import RunCheckpoints, has_checkpoints
 from signpipe.train.config import FinetuneConfig, config_from_dict, dump_config
 from signpipe.train.data import LabelledSplit, TrainBatches, character_map_of, load_labelled_split, validation_batches
-from signpipe.train.loop import run_training_loop
+from signpipe.train.loop import outcome_notes, run_training_loop
 from signpipe.train.mesh import (
     batch_sharding,
     check_batch_size,
@@ -57,6 +56,7 @@ from signpipe.train.mesh import (
     shard_batch,
 )
 from signpipe.train.optim import build_optimizer, ema_decay_at, learning_rate_schedule, update_ema
+from signpipe.train.reporting import strict_json
 
 FINAL_METRICS_FILE = "final_metrics.json"
 SCORE_KEY = "validation/score"
@@ -323,9 +323,10 @@ def run_ctc_stage(
         # data loading and featurizing, model build: before the loop; then the loop's own split
         "time_split": {"setup": round(setup_seconds, 3), **(outcome.time_split or {})},
         "n_devices": int(mesh.devices.size),
+        **outcome_notes(outcome),
     }
     if jax.process_index() == 0:
-        atomic_write_text(workdir / FINAL_METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
+        atomic_write_text(workdir / FINAL_METRICS_FILE, strict_json(metrics, indent=2) + "\n")
     return metrics
 
 

@@ -26,7 +26,6 @@ Files in the workdir: `config.json`, `checkpoints/`, `metrics.jsonl`, `tb/`, and
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -39,14 +38,14 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from signpipe.data.atomic import atomic_write_text
-from signpipe.errors import ConfigError, SignpipeError
+from signpipe.errors import ConfigError, CorpusError, Problem, SignpipeError
 from signpipe.landmarks import features
 from signpipe.landmarks.shards import load_split, read_manifest
 from signpipe.train.checkpoint import RunCheckpoints
 from signpipe.train.config import PretrainConfig, dump_config
-from signpipe.train.data import Batch, IteratorState, LabelledSplit, TrainBatches
+from signpipe.train.data import Batch, IteratorState, LabelledSplit, TrainBatches, non_finite_problem
 from signpipe.train.data2vec import Data2vecModel, masked_mse, sample_frame_masks, teacher_decay_at, teacher_targets
-from signpipe.train.loop import run_training_loop
+from signpipe.train.loop import outcome_notes, run_training_loop
 from signpipe.train.mesh import (
     batch_sharding,
     check_batch_size,
@@ -57,7 +56,7 @@ from signpipe.train.mesh import (
     replicated_sharding,
 )
 from signpipe.train.optim import build_optimizer, learning_rate_schedule, update_ema
-from signpipe.train.reporting import read_metrics
+from signpipe.train.reporting import read_metrics, strict_json
 
 FINAL_METRICS_FILE = "final_metrics.json"
 BATCH_KEYS = ("inputs", "mask", "weights")
@@ -77,6 +76,7 @@ def load_pretraining_sequences(data_dir: str) -> LabelledSplit:
     directory's own y scale, labels left empty (pretraining reads frames only)."""
     featurized: list[np.ndarray] = []
     ids: list[int] = []
+    non_finite: list[Problem] = []
     for shard_dir in shard_dirs(data_dir):
         if not shard_dir.is_dir():
             raise SignpipeError(f"{shard_dir}: feature-shard directory not found (expected the output of preprocess)")
@@ -97,8 +97,15 @@ def load_pretraining_sequences(data_dir: str) -> LabelledSplit:
             for sequence in load_split(shard_dir, split):
                 if len(sequence.frames) == 0:
                     continue
-                featurized.append(features.featurize(sequence.frames, y_scale, xp=np))
+                with np.errstate(invalid="ignore", over="ignore"):  # inf: reported below, by sequence
+                    featurized.append(features.featurize(sequence.frames, y_scale, xp=np))
                 ids.append(sequence.sequence_id)
+                problem = non_finite_problem(sequence.frames, featurized[-1], f"{shard_dir} ({split}) sequence "
+                                             f"{sequence.sequence_id}")  # fmt: skip
+                if problem is not None:
+                    non_finite.append(problem)
+    if non_finite:
+        raise CorpusError(non_finite)
     if not featurized:
         raise SignpipeError(f"{data_dir}: no sequence with frames in any split")
     no_label = np.zeros(0, np.int32)
@@ -212,7 +219,7 @@ def _check_inputs(config: PretrainConfig) -> None:
 
 
 def _logged_losses(workdir: Path) -> list[float]:
-    return [float(record["train/loss"]) for record in read_metrics(workdir) if "train/loss" in record]
+    return [float(record["train/loss"]) for record in read_metrics(workdir) if record.get("train/loss") is not None]
 
 
 def train_and_evaluate(config: PretrainConfig, workdir: str | Path) -> dict[str, Any]:
@@ -271,7 +278,8 @@ def train_and_evaluate(config: PretrainConfig, workdir: str | Path) -> dict[str,
         "steps_run": outcome.steps_run,
         "train_seconds": round(outcome.train_seconds, 3),
         "n_devices": int(mesh.devices.size),
+        **outcome_notes(outcome),
     }
     if jax.process_index() == 0:
-        atomic_write_text(workdir / FINAL_METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
+        atomic_write_text(workdir / FINAL_METRICS_FILE, strict_json(metrics, indent=2) + "\n")
     return metrics

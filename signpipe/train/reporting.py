@@ -3,7 +3,9 @@
 - `workdir/tb/`: TensorBoard event files (tensorboardX), for `tensorboard --logdir` and Vertex AI
   TensorBoard.
 - `workdir/metrics.jsonl`: one JSON object per logged step (`{"step": 100, "train/loss": ...}`),
-  readable without TensorBoard by tests, pipelines and people.
+  readable without TensorBoard by tests, pipelines and people. Strict JSON: a value that is not
+  finite (a diverged loss) is written as `null`, never as `NaN` or `Infinity`, which strict parsers
+  refuse (`strict_json`; every metrics file of a training run is written with it).
 
 A resumed run redoes the steps after its last checkpoint, so both logs are cut back to that step
 when it starts again (`purge_step` for TensorBoard, a rewrite for the JSON lines); otherwise a
@@ -21,6 +23,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -29,6 +32,26 @@ from signpipe.data.atomic import atomic_write_text
 
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tb"
+
+
+def finite_or_none(value: Any) -> Any:
+    """`value` with every float that is not finite (NaN, +-inf) replaced by None, through dicts,
+    lists and tuples; numpy scalars become Python numbers."""
+    if isinstance(value, Mapping):
+        return {key: finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(item) for item in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", None) == 0:
+        value = value.item()  # numpy / jax scalar
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def strict_json(value: Any, indent: int | None = None) -> str:
+    """`value` as strict JSON (RFC 8259): non-finite floats as null (`finite_or_none`), and never
+    a `NaN`/`Infinity` token (`allow_nan=False`)."""
+    return json.dumps(finite_or_none(value), indent=indent, allow_nan=False)
 
 
 def read_metrics(workdir: str | Path) -> list[dict]:
@@ -53,7 +76,7 @@ class ScalarWriter:
         self._jsonl_path = workdir / METRICS_FILE
         if self._jsonl_path.exists():
             kept = [r for r in read_metrics(workdir) if r.get("step", 0) <= start_step]
-            atomic_write_text(self._jsonl_path, "".join(json.dumps(r) + "\n" for r in kept))
+            atomic_write_text(self._jsonl_path, "".join(strict_json(r) + "\n" for r in kept))
         self._tensorboard = SummaryWriter(str(workdir / TENSORBOARD_DIR), purge_step=start_step or None)
         self._jsonl = self._jsonl_path.open("a", encoding="utf-8")
 
@@ -62,9 +85,9 @@ class ScalarWriter:
             return
         values = {name: float(value) for name, value in scalars.items()}
         for name, value in values.items():
-            self._tensorboard.add_scalar(name, value, step)
-        record = {"step": int(step), **{k: (v if math.isfinite(v) else str(v)) for k, v in values.items()}}
-        self._jsonl.write(json.dumps(record) + "\n")
+            if math.isfinite(value):  # a diverged value is in metrics.jsonl (as null) and in the error
+                self._tensorboard.add_scalar(name, value, step)
+        self._jsonl.write(strict_json({"step": int(step), **values}) + "\n")
         self._jsonl.flush()
 
     def flush(self) -> None:
