@@ -12,7 +12,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-guards test-slow test-main-job test-all bench lock clean video-env
+.PHONY: help setup run test test-guards test-slow test-main-job test-all bench lock clean video-env images-check
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -54,6 +54,9 @@ video-env: | $(UV) ## Build .venv-video: mediapipe 0.10.14 + protobuf<5 for `sig
 	$(UV) pip sync --python .venv-video/bin/python --require-hashes video/requirements-test.txt
 	$(UV) pip install --python .venv-video/bin/python --no-deps -e .
 	@echo "video environment ready: .venv-video (signpipe extract finds it by itself)"
+
+images-check: $(STAMP) video-env ## Build the cpu and video images for real (buildah, no Docker engine; root, ~15 GB disk) and run them offline: version, a pipeline step as Vertex runs it, TFLite export, extract (docs/images.md)
+	UV=$(UV) bash docker/images-check.sh
 
 lock: | $(UV) ## Re-resolve uv.lock after editing pyproject.toml
 	$(UV) lock

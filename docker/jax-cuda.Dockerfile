@@ -15,7 +15,13 @@
 # the runtime stage copies it next to the environment. Exact version tags for both bases; see
 # cpu.Dockerfile for why tags rather than digests.
 
-FROM python:3.11.13-slim-bookworm AS builder
+# The base images are build arguments whose defaults are the pinned public bases, so a build
+# elsewhere can substitute a stand-in with the same layout (docker/images-check.sh builds on a
+# local Debian 12 base this way: --build-arg PYTHON_BASE=...).
+ARG PYTHON_BASE=python:3.11.13-slim-bookworm
+ARG CUDA_BASE=nvidia/cuda:12.9.1-base-ubuntu24.04
+
+FROM ${PYTHON_BASE} AS builder
 
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
@@ -32,12 +38,14 @@ RUN pip install --no-cache-dir uv==0.13.8 \
 WORKDIR /src
 
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --no-dev --no-install-project
+# Without libclang and tensorflow/include, unused (see cpu.Dockerfile).
+RUN uv sync --frozen --no-dev --no-install-project --no-install-package libclang \
+    && rm -rf /opt/venv/lib/python3.11/site-packages/tensorflow/include
 
 COPY signpipe ./signpipe
 COPY components ./components
 COPY pipelines ./pipelines
-RUN uv sync --frozen --no-dev --no-editable
+RUN uv sync --frozen --no-dev --no-editable --no-install-package libclang
 
 # The cuda12 extra of the locked jax version adds the CUDA plugin and NVIDIA's library wheels;
 # the lock, exported as constraints, keeps every package it pins at its locked version.
@@ -47,7 +55,7 @@ RUN uv export --frozen --no-dev --no-hashes --no-emit-project --output-file /tmp
     && /opt/venv/bin/signpipe --version
 
 
-FROM nvidia/cuda:12.9.1-base-ubuntu24.04 AS runtime
+FROM ${CUDA_BASE} AS runtime
 
 ARG SIGNPIPE_REVISION=unknown
 LABEL org.opencontainers.image.title="signpipe-jax-cuda" \

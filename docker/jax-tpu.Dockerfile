@@ -7,7 +7,12 @@
 # Base image: Python 3.11.13 on Debian 12, an exact version tag (see cpu.Dockerfile for why tags
 # rather than digests). Debian 12's glibc 2.36 satisfies libtpu's manylinux_2_31 wheels.
 
-FROM python:3.11.13-slim-bookworm AS builder
+# The base images are build arguments whose defaults are the pinned public bases, so a build
+# elsewhere can substitute a stand-in with the same layout (docker/images-check.sh builds on a
+# local Debian 12 base this way: --build-arg PYTHON_BASE=...).
+ARG PYTHON_BASE=python:3.11.13-slim-bookworm
+
+FROM ${PYTHON_BASE} AS builder
 
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
@@ -21,12 +26,14 @@ RUN pip install --no-cache-dir uv==0.13.8
 WORKDIR /src
 
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --no-dev --no-install-project
+# Without libclang and tensorflow/include, unused (see cpu.Dockerfile).
+RUN uv sync --frozen --no-dev --no-install-project --no-install-package libclang \
+    && rm -rf /opt/venv/lib/python3.11/site-packages/tensorflow/include
 
 COPY signpipe ./signpipe
 COPY components ./components
 COPY pipelines ./pipelines
-RUN uv sync --frozen --no-dev --no-editable
+RUN uv sync --frozen --no-dev --no-editable --no-install-package libclang
 
 # The TPU extra of the locked jax version adds libtpu (from PyPI) and requests. Every package the
 # lock already pins is held at its locked version by exporting the lock as constraints, so the
@@ -37,7 +44,7 @@ RUN uv export --frozen --no-dev --no-hashes --no-emit-project --output-file /tmp
     && /opt/venv/bin/signpipe --version
 
 
-FROM python:3.11.13-slim-bookworm AS runtime
+FROM ${PYTHON_BASE} AS runtime
 
 ARG SIGNPIPE_REVISION=unknown
 LABEL org.opencontainers.image.title="signpipe-jax-tpu" \

@@ -12,7 +12,12 @@
 # exact version tag, see cpu.Dockerfile for why tags rather than digests. mediapipe's wheel bundles
 # its EGL/GLES libraries and opencv-python-headless needs no X11, so no system packages are added.
 
-FROM python:3.11.13-slim-bookworm AS builder
+# The base images are build arguments whose defaults are the pinned public bases, so a build
+# elsewhere can substitute a stand-in with the same layout (docker/images-check.sh builds on a
+# local Debian 12 base this way: --build-arg PYTHON_BASE=...).
+ARG PYTHON_BASE=python:3.11.13-slim-bookworm
+
+FROM ${PYTHON_BASE} AS builder
 
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
@@ -40,7 +45,7 @@ RUN uv pip install --python /opt/venv/bin/python --no-deps . \
     && /opt/venv/bin/signpipe --version
 
 
-FROM python:3.11.13-slim-bookworm AS runtime
+FROM ${PYTHON_BASE} AS runtime
 
 ARG SIGNPIPE_REVISION=unknown
 LABEL org.opencontainers.image.title="signpipe-video" \

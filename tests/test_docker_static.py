@@ -3,8 +3,9 @@ engine. The rules are functions returning the violations they find, run on the r
 (expecting none) and on small broken ones (expecting each rule to object), so a check that could
 never fail would show up here.
 
-Rules: multi-stage; every base image pinned to an exact version tag or a digest (never `latest` or
-a floating `3.11-slim`); a non-root user in the final stage; `signpipe` as entrypoint with
+Rules: multi-stage; every base image a build argument (`ARG PYTHON_BASE=...` before the first
+`FROM`, so `docker/images-check.sh` can build on a local stand-in) whose default is pinned to an
+exact version tag or a digest (never `latest` or a floating `3.11-slim`); a non-root user in the final stage; `signpipe` as entrypoint with
 `--version` as the default command and as the health check; the environment installed from a
 committed lock (uv.lock with `uv sync --frozen`, or the video image's hash-pinned requirements);
 accelerator plugins pinned to the locked jax version; build context allowed by .dockerignore; and
@@ -57,10 +58,11 @@ class Instruction:
 @dataclass
 class Stage:
     index: int
-    base: str
+    base: str  # the base with the global ARGs' defaults substituted: what a plain build uses
     name: str | None
     platform: str | None
     instructions: list[Instruction] = field(default_factory=list)
+    written: str = ""  # the base as the FROM line spells it (`${PYTHON_BASE}`)
 
     def all(self, keyword: str) -> list[Instruction]:
         return [i for i in self.instructions if i.keyword == keyword]
@@ -120,6 +122,17 @@ def _split_flags(args: str) -> tuple[dict[str, str], str]:
     return flags, rest
 
 
+def substitute_args(value: str, global_args: list[Instruction]) -> str:
+    """`value` with `${NAME}`/`$NAME` replaced by the default of the global `ARG NAME=default`
+    (what a build without --build-arg uses); a name without a default is left as written."""
+    defaults = {}
+    for arg in global_args:
+        name, has_default, default = arg.args.partition("=")
+        if has_default:
+            defaults[name.strip()] = default.strip().strip('"')
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: defaults.get(m.group(1) or m.group(2), m.group(0)), value)
+
+
 def parse_dockerfile(text: str, path: str = "Dockerfile") -> Dockerfile:
     global_args: list[Instruction] = []
     stages: list[Stage] = []
@@ -136,7 +149,8 @@ def parse_dockerfile(text: str, path: str = "Dockerfile") -> Dockerfile:
             words = args.split()
             if len(words) not in (1, 3) or (len(words) == 3 and words[1].upper() != "AS"):
                 raise DockerfileSyntaxError(f"{path}:{line}: expected FROM IMAGE [AS NAME], found {args!r}")
-            stages.append(Stage(len(stages), words[0], words[2] if len(words) == 3 else None, flags.get("platform")))
+            stages.append(Stage(len(stages), substitute_args(words[0], global_args), words[2] if len(words) == 3 else None,
+                                flags.get("platform"), written=words[0]))
         elif not stages:
             if keyword != "ARG":
                 raise DockerfileSyntaxError(f"{path}:{line}: {keyword} before the first FROM")
@@ -185,6 +199,29 @@ def base_image_violations(dockerfile: Dockerfile) -> list[str]:
             source = copy.flags.get("from")
             if source and source not in known and not source.isdigit() and not is_pinned(source):
                 problems.append(f"line {copy.line}: COPY --from={source} is neither an earlier stage nor a pinned image")
+        known |= {stage.name} if stage.name else set()
+        known.add(str(stage.index))
+    return problems
+
+
+def base_argument_violations(dockerfile: Dockerfile) -> list[str]:
+    """Every base that is not an earlier stage is a build argument (`FROM ${PYTHON_BASE}`) declared
+    before the first FROM with a default, so the pinned public base is what a plain build uses and
+    a stand-in can replace it (`--build-arg PYTHON_BASE=...`)."""
+    problems = []
+    declared = {arg.args.partition("=")[0].strip(): "=" in arg.args for arg in dockerfile.global_args}
+    known: set[str] = set()
+    for stage in dockerfile.stages:
+        if stage.written not in known:
+            match = re.fullmatch(r"\$\{(\w+)\}|\$(\w+)", stage.written)
+            if not match:
+                problems.append(f"stage {stage.index}: FROM {stage.written} is not a build argument (expected FROM ${{NAME_BASE}})")
+            else:
+                name = match.group(1) or match.group(2)
+                if name not in declared:
+                    problems.append(f"stage {stage.index}: FROM {stage.written}: no `ARG {name}=...` before the first FROM")
+                elif not declared[name]:
+                    problems.append(f"stage {stage.index}: ARG {name} has no default (a plain build would have no base)")
         known |= {stage.name} if stage.name else set()
         known.add(str(stage.index))
     return problems
@@ -429,6 +466,7 @@ def test_every_rule_objects_to_a_broken_dockerfile():
     broken = parse_dockerfile(BROKEN)
     cpu = images.FAMILIES["cpu"]
     assert any("not pinned" in p for p in base_image_violations(broken))
+    assert any("not a build argument" in p for p in base_argument_violations(broken))
     assert multi_stage_violations(broken)
     assert any("is root" in p for p in non_root_violations(broken))
     assert len(entrypoint_violations(broken)) == 3
@@ -482,6 +520,7 @@ def test_dockerfile_follows_the_image_rules(name):
     dockerfile = load(family)
     problems = (
         base_image_violations(dockerfile)
+        + base_argument_violations(dockerfile)
         + multi_stage_violations(dockerfile)
         + non_root_violations(dockerfile)
         + entrypoint_violations(dockerfile)
@@ -526,16 +565,82 @@ def test_accelerator_plugin_matches_the_locked_jax(name, extra):
     assert pip_pins(load(images.FAMILIES[name])).get(extra) == locked_version("jax")
 
 
+# What the images may leave out of the locked environment (measured unused, docker/cpu.Dockerfile):
+# packages skipped by `uv sync --no-install-package`, and folders deleted from site-packages.
+LEFT_OUT_PACKAGES = {"libclang"}
+LEFT_OUT_FOLDERS = {"/opt/venv/lib/python3.11/site-packages/tensorflow/include"}
+
+
+def _left_out(dockerfile: Dockerfile) -> tuple[list[set[str]], set[str]]:
+    skipped, removed = [], set()
+    for _, run in dockerfile.runs():
+        for argv in shell_commands(run):
+            if argv[:2] == ["uv", "sync"]:
+                skipped.append({argv[k + 1] for k, a in enumerate(argv[:-1]) if a == "--no-install-package"})
+            if argv[:1] == ["rm"]:
+                removed |= {a for a in argv[1:] if not a.startswith("-")}
+    return skipped, removed
+
+
 def test_cpu_image_keeps_tensorflow_and_no_plugin():
     dockerfile = load(images.FAMILIES["cpu"])
     assert not [k for k in pip_pins(dockerfile) if k.startswith("jax")]
     for _, run in dockerfile.runs():
-        assert "tensorflow" not in run.args, "the cpu image converts to TFLite: it must keep the lock's TensorFlow"
+        for argv in shell_commands(run):
+            assert not (argv[:1] in (["pip"], ["uv"]) and "uninstall" in argv), f"uninstalls a locked package: {argv}"
+    skipped, _ = _left_out(dockerfile)
+    assert not [name for names in skipped for name in names if name.startswith("tensorflow")], (
+        "the cpu image converts to TFLite: it must keep the lock's TensorFlow")
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_only_measured_unused_parts_are_left_out(name):
+    """Every `uv sync` of an image skips the same packages (a later sync would install what an
+    earlier one skipped), only those known unused, and only known-unused folders are deleted."""
+    skipped, removed = _left_out(load(images.FAMILIES[name]))
+    assert all(names == skipped[0] for names in skipped), skipped
+    assert set().union(*skipped) <= LEFT_OUT_PACKAGES
+    assert removed <= LEFT_OUT_FOLDERS | {"/var/lib/apt/lists/*"}, removed
 
 
 def test_jax_cuda_runs_on_an_nvidia_cuda_base():
     final = load(images.FAMILIES["jax-cuda"]).final
     assert final.base.startswith("nvidia/cuda:") and is_pinned(final.base)
+
+
+def test_base_arguments_are_substituted_and_checked():
+    parsed = parse_dockerfile("""ARG PYTHON_BASE=python:3.11.13-slim-bookworm
+ARG LOOSE
+FROM ${PYTHON_BASE} AS build
+RUN true
+FROM $LOOSE
+COPY --from=build /a /a
+FROM build
+FROM $UNDECLARED
+""")
+    assert [(s.written, s.base) for s in parsed.stages] == [
+        ("${PYTHON_BASE}", "python:3.11.13-slim-bookworm"), ("$LOOSE", "$LOOSE"), ("build", "build"),
+        ("$UNDECLARED", "$UNDECLARED"),
+    ]
+    problems = base_argument_violations(parsed)
+    assert len(problems) == 2 and "ARG LOOSE has no default" in problems[0] and "no `ARG UNDECLARED" in problems[1]
+    assert any("'$LOOSE' is not pinned" in p for p in base_image_violations(parsed))
+    floating = parse_dockerfile("ARG PYTHON_BASE=python:3.11-slim\nFROM ${PYTHON_BASE}\n")
+    assert base_argument_violations(floating) == [] and base_image_violations(floating)
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_python_stages_take_one_base_argument(name):
+    """Every Python stage is `FROM ${PYTHON_BASE}` with the same pinned default in every file (the
+    argument docker/images-check.sh replaces with its local Debian 12 stand-in); the CUDA runtime
+    stage is `FROM ${CUDA_BASE}`."""
+    dockerfile = load(images.FAMILIES[name])
+    written = [s.written for s in dockerfile.stages]
+    expected = ["${PYTHON_BASE}", "${CUDA_BASE}"] if name == "jax-cuda" else ["${PYTHON_BASE}", "${PYTHON_BASE}"]
+    assert written == expected
+    assert dockerfile.stages[0].base == "python:3.11.13-slim-bookworm"
+    script = (DOCKER_DIR / "images-check.sh").read_text(encoding="utf-8")
+    assert '--build-arg "PYTHON_BASE=$BASE_IMAGE"' in script
 
 
 def test_video_image_has_the_pinned_mediapipe_and_protobuf_below_5():
