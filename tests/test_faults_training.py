@@ -26,7 +26,6 @@ from signpipe.landmarks import features
 from signpipe.landmarks.shards import ShardSequence, load_split, write_shard
 from signpipe.train.checkpoint import DAMAGED_DIR, RunCheckpoints, abstract_like, all_finite
 from signpipe.train.config import preset, resolve_config, trajectory_differences
-from signpipe.train.data import IteratorState
 from signpipe.train.loop import TrainingDiverged, run_training_loop
 from signpipe.train.mesh import make_mesh, replicate, replicated_sharding
 from signpipe.train.optim import learning_rate_schedule
@@ -227,17 +226,7 @@ def test_infinite_inputs_that_reach_training_stop_it_at_the_first_batch(shards, 
     assert [r["train/loss"] for r in strict_metrics(tmp_path / "run")] == [None]
 
 
-class CountingBatches:
-    def __init__(self) -> None:
-        self.state = IteratorState(0, 0, 0)
-
-    def __next__(self) -> dict[str, np.ndarray]:
-        position = self.state.position
-        self.state = IteratorState(0, position + 1, 0)
-        return {"value": np.full((1,), float(position))}
-
-    def restore(self, state: IteratorState) -> None:
-        self.state = state
+from test_train_loop import CountingBatches  # noqa: E402 (the loop tests' batch source: batch k holds k)
 
 
 LOOP_CONFIG = dataclasses.replace(preset("finetune", "smoke"), total_steps=12, warmup_steps=1, log_every=3,
