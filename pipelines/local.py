@@ -401,18 +401,15 @@ def task_error(log: Path) -> str | None:
     return None
 
 
-CORPUS_KIND_OF = {"fingerspelling": "fingerspelling", "isolated-signs": "isolated-signs"}
-"""Pipeline name -> the corpus kind it trains on (`signpipe.data.corpus.detect_kind`)."""
-
-
 def check_corpus_kind(pipeline: str, corpus: str | Path | None, option: str) -> None:
     """Refuse, before anything runs, a corpus of the other task (the pipeline's validate step
-    would stop on it too, later)."""
+    would stop on it too, later). A pipeline is named after the corpus kind it trains on
+    (`signpipe.data.corpus.KINDS`)."""
     if corpus is None:
         return
     from signpipe.data.corpus import detect_kind
 
-    kind, expected = detect_kind(corpus), CORPUS_KIND_OF[pipeline]
+    kind, expected = detect_kind(corpus), pipeline
     if kind != expected:
         raise ConfigError(f"{option} {corpus}: its train.csv has the {kind} columns, but the {pipeline} pipeline "
                           f"trains on {expected} corpora")

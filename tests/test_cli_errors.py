@@ -121,3 +121,10 @@ def test_the_run_summary_prints_paths_as_they_are(tmp_path):
                                     seconds=1.0, summary={"bundle": "/b/[red]model.zip"}, failed_task="finetune"))
     printed = console.export_text()
     assert "/b/[red]model.zip" in printed and str(run_dir) in printed.replace("\n", "")
+
+
+def test_each_pipeline_is_named_after_the_corpus_kind_it_trains_on():
+    from pipelines.compile import PIPELINES
+    from signpipe.data.corpus import KINDS
+
+    assert set(PIPELINES) == set(KINDS)  # check_corpus_kind compares a corpus' kind with the pipeline's name

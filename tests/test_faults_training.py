@@ -163,25 +163,12 @@ def test_a_learning_rate_that_diverges_stops_at_the_first_bad_step_and_keeps_the
 
 
 def write_signs_corpus(root: Path) -> Path:
-    """4 participants x 2 signs x 2 sequences of random frames (an asl-signs layout)."""
-    import pandas as pd
+    """4 participants x 2 signs x 2 sequences of random frames, no missing hands (an asl-signs layout)."""
+    from signpipe.data.schema import N_POINTS
+    from test_signs_train import write_tiny_signs_corpus
 
-    from signpipe.data import signs
-    from signpipe.data.schema import N_POINTS, SIGN_MAP_FILE, packaged_map
-
-    rng = np.random.default_rng(0)
-    rows = []
-    for p, participant in enumerate((101, 202, 303, 404)):
-        for s, sign in enumerate(("hello", "thankyou")):
-            for k in range(2):
-                sequence_id = 1000 * p + 10 * s + k
-                relative = f"{signs.LANDMARK_DIR}/{participant}/{sequence_id}.parquet"
-                frames = rng.normal(0.5, 0.1, size=(int(rng.integers(3, 16)), N_POINTS, 3)).astype(np.float32)
-                signs.write_landmark_file(root / relative, frames)
-                rows.append((relative, participant, sequence_id, sign))
-    pd.DataFrame(rows, columns=list(signs.METADATA_COLUMNS)).to_csv(root / "train.csv", index=False)
-    (root / SIGN_MAP_FILE).write_text(json.dumps(packaged_map(SIGN_MAP_FILE)), encoding="utf-8")
-    return root
+    return write_tiny_signs_corpus(
+        root, lambda rng: rng.normal(0.5, 0.1, size=(int(rng.integers(3, 16)), N_POINTS, 3)).astype(np.float32))
 
 
 def test_the_isolated_signs_trainer_stops_a_diverging_fold_keeping_its_last_good_checkpoint(tmp_path, capsys):

@@ -28,10 +28,8 @@ def random_frames(rng: np.random.Generator, n_frames: int) -> np.ndarray:
     return frames
 
 
-@pytest.fixture(scope="module")
-def tiny_corpus(tmp_path_factory) -> Path:
-    """4 participants x 2 signs x 2 sequences of random frames (some longer than max_frames)."""
-    root = tmp_path_factory.mktemp("signs") / "corpus"
+def write_tiny_signs_corpus(root: Path, make_frames) -> Path:
+    """4 participants x 2 signs x 2 sequences, each `make_frames(rng)`, as an asl-signs corpus."""
     rng = np.random.default_rng(0)
     rows = []
     for p, participant in enumerate((101, 202, 303, 404)):
@@ -39,11 +37,18 @@ def tiny_corpus(tmp_path_factory) -> Path:
             for k in range(2):
                 sequence_id = 1000 * p + 10 * s + k
                 relative = f"{signs.LANDMARK_DIR}/{participant}/{sequence_id}.parquet"
-                signs.write_landmark_file(root / relative, random_frames(rng, int(rng.integers(3, 24))))
+                signs.write_landmark_file(root / relative, make_frames(rng))
                 rows.append((relative, participant, sequence_id, sign))
     pd.DataFrame(rows, columns=list(signs.METADATA_COLUMNS)).to_csv(root / "train.csv", index=False)
     (root / SIGN_MAP_FILE).write_text(json.dumps(packaged_map(SIGN_MAP_FILE)), encoding="utf-8")
     return root
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory) -> Path:
+    """4 participants x 2 signs x 2 sequences of random frames (some longer than max_frames)."""
+    return write_tiny_signs_corpus(tmp_path_factory.mktemp("signs") / "corpus",
+                                   lambda rng: random_frames(rng, int(rng.integers(3, 24))))
 
 
 def test_a_fold_run_writes_its_files_pools_out_of_fold_and_resumes(tiny_corpus: Path, tmp_path: Path) -> None:
