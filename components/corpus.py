@@ -88,11 +88,12 @@ def check_held_out(
     `allow_shared_participants`; returns their number, which the gate's report flags."""
     from pathlib import Path
 
+    from signpipe.data.corpus import quote_items
     from signpipe.data.holdout import shared_participants
     from signpipe.errors import ConfigError
 
     shared = shared_participants(corpus.path, eval_corpus.path)
-    listed = ", ".join(map(str, shared[:20])) + (f" and {len(shared) - 20} more" if len(shared) > 20 else "")
+    listed = quote_items(shared, limit=20)
     lines = ["# Evaluation corpus against training corpus", "",
              f"- training corpus: `{corpus.uri}` (fingerprint `{corpus_fingerprint}`)",
              f"- evaluation corpus: `{eval_corpus.uri}` (fingerprint `{eval_corpus_fingerprint}`)",

@@ -372,11 +372,12 @@ def check_shared_participants(data: str | Path | None, eval_data: str | Path | N
     run makes its own evaluation corpus (synthetic, or held-out signers)."""
     if data is None or eval_data is None:
         return 0
+    from signpipe.data.corpus import quote_items
     from signpipe.data.holdout import shared_participants
 
     shared = shared_participants(data, eval_data)
     if shared and not allow:
-        listed = ", ".join(map(str, shared[:10])) + (f" and {len(shared) - 10} more" if len(shared) > 10 else "")
+        listed = quote_items(shared, limit=10)
         raise ConfigError(f"--eval-data {eval_data} shares {len(shared)} participant(s) with --data {data} ({listed}): a score "
                           "on signers the model trained on shows what it memorized. Pass an evaluation corpus of other "
                           "signers, or no --eval-data to hold participants of --data out of training "
