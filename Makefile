@@ -12,7 +12,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-guards test-slow test-main-job test-all bench lock clean video-env images-check
+.PHONY: help setup run test test-guards test-slow test-main-job test-all bench lock clean video-env images-check tensorboard
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -55,6 +55,13 @@ video-env: | $(UV) ## Build .venv-video: mediapipe 0.10.14 + protobuf<5 for `sig
 	$(UV) pip install --python .venv-video/bin/python --no-deps -e .
 	@echo "video environment ready: .venv-video (signpipe extract finds it by itself)"
 
+TENSORBOARD_PORT ?= 6006
+RUNS ?= runs
+tensorboard: | $(UV) ## Show every run's training curves (RUNS=runs, TENSORBOARD_PORT=6006): installs TensorBoard into .venv-tensorboard on first use
+	$(UV) venv --allow-existing --python $(PYTHON) .venv-tensorboard
+	$(UV) pip install --python .venv-tensorboard/bin/python "tensorboard==2.20.0" "setuptools<81"
+	.venv-tensorboard/bin/tensorboard --logdir $(RUNS) --port $(TENSORBOARD_PORT)
+
 images-check: $(STAMP) video-env ## Build the cpu and video images for real (buildah, no Docker engine; root, ~15 GB disk) and run them offline: version, a pipeline step as Vertex runs it, TFLite export, extract (docs/images.md)
 	UV=$(UV) bash docker/images-check.sh
 
@@ -62,4 +69,4 @@ lock: | $(UV) ## Re-resolve uv.lock after editing pyproject.toml
 	$(UV) lock
 
 clean: ## Remove the environments and generated runs
-	rm -rf $(VENV) $(TOOLS) runs .pytest_cache
+	rm -rf $(VENV) $(TOOLS) .venv-tensorboard runs .pytest_cache
