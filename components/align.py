@@ -11,8 +11,7 @@ def align(features: Input[Dataset], teacher: Input[Model], min_confidence: float
           alignments: Output[Dataset], metrics: Output[Metrics], report: Output[HTML], examples: int = 12):
     """Where each character of each training phrase sits, by the teacher; sequences below the
     confidences are flagged (CutMix leaves them out) and counted, `report` shows `examples`."""
-    from pathlib import Path
-
+    from components import html_report
     from signpipe.align.artifact import read_alignments
     from signpipe.align.run import align_shards
     from signpipe.reports import alignment_examples, alignment_report, record_metrics
@@ -21,8 +20,6 @@ def align(features: Input[Dataset], teacher: Input[Model], min_confidence: float
                            min_character_confidence=min_character_confidence)
     record_metrics(metrics, summary["splits"])
     records = read_alignments(alignments.path)
-    Path(report.path).write_text(
-        alignment_report(alignment_examples(records, examples), "pseudo-alignment", summary["splits"]), encoding="utf-8"
-    )
+    html_report(report, alignment_report(alignment_examples(records, examples), "pseudo-alignment", summary["splits"]))
     alignments.metadata.update({"sequences": summary["sequences"], "splits": summary["splits"],
                                 "teacher_step": summary["metadata"]["model_step"]})

@@ -12,8 +12,8 @@ def distill(features: Input[Dataset], teacher: Input[Model], preset: str, overri
     """Train the student (the preset's model size) with CTC + kd_weight x cross-entropy on the
     teacher's argmax; on CutMix batches when alignments are given."""
     import dataclasses
-    from pathlib import Path
 
+    from components import html_report
     from signpipe.reports import record_metrics, training_report
     from signpipe.train.config import resolve_config
     from signpipe.train.distill import STAGE, train_and_evaluate
@@ -23,7 +23,7 @@ def distill(features: Input[Dataset], teacher: Input[Model], preset: str, overri
                                  alignments=alignments.path if alignments is not None else config.alignments)
     final = train_and_evaluate(config, model.path)
     record_metrics(metrics, final)
-    Path(report.path).write_text(training_report(model.path, "distillation (student)", final), encoding="utf-8")
+    html_report(report, training_report(model.path, "distillation (student)", final))
     model.metadata.update({"stage": STAGE, "model": config.model, "step": final["step"],
                            "validation_score": final["validation_score"], "best_validation_score": final["best_validation_score"],
                            "kd_weight": config.kd_weight, "tensorboard_logdir": f"{model.uri}/tb"})

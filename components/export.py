@@ -11,11 +11,15 @@ def export(student: Input[Model], features: Input[Dataset], quantize: str, graph
            corpus_fingerprint: str = ""):
     """Convert the student with the corpus' y scale built into the graph (`signpipe.export`:
     `quantize` none/fp16/int8, `graph` fast/dynamic); `bundle` is a folder holding `model.zip`.
-    `corpus_fingerprint` names the data the model trained on in the bundle's metadata (lineage)."""
+    `corpus_fingerprint` names the data the model trained on in the bundle's metadata (lineage).
+    The student's training log (`metrics.jsonl`) is kept beside `model.zip`: publish stores it with
+    the registry version, and a later gate draws its curves against the next model's."""
+    import shutil
     from pathlib import Path
 
     from signpipe.export.tflite import export_checkpoint
     from signpipe.landmarks.shards import read_manifest
+    from signpipe.registry import TRAINING_CURVES_FILE
     from signpipe.train import distill, noisy_student  # noqa: F401  (their workdirs' configs must be known)
 
     y_scale = float(read_manifest(features.path)["y_scale"])
@@ -23,3 +27,6 @@ def export(student: Input[Model], features: Input[Dataset], quantize: str, graph
     bundle.metadata.update({key: value for key, value in result.to_dict().items() if key not in ("path", "checkpoint")})
     bundle.metadata["file"] = "model.zip"
     bundle.metadata["corpus_fingerprint"] = corpus_fingerprint
+    curves = Path(student.path) / TRAINING_CURVES_FILE
+    if curves.is_file():
+        shutil.copyfile(curves, Path(bundle.path) / TRAINING_CURVES_FILE)

@@ -12,8 +12,8 @@ def finetune(features: Input[Dataset], preset: str, overrides: dict, model: Outp
     """Train the CTC teacher, from the pretrained encoder when there is one; `model` is the training
     workdir (checkpoints with EMA weights, metrics.jsonl, TensorBoard scalars under tb/)."""
     import dataclasses
-    from pathlib import Path
 
+    from components import html_report
     from signpipe.reports import record_metrics, training_report
     from signpipe.train.config import resolve_config
     from signpipe.train.finetune import train_and_evaluate
@@ -22,7 +22,7 @@ def finetune(features: Input[Dataset], preset: str, overrides: dict, model: Outp
     config = dataclasses.replace(config, data_dir=features.path, init_from=pretrained.path if pretrained is not None else config.init_from)
     final = train_and_evaluate(config, model.path)
     record_metrics(metrics, final)
-    Path(report.path).write_text(training_report(model.path, "finetune (CTC teacher)", final), encoding="utf-8")
+    html_report(report, training_report(model.path, "finetune (CTC teacher)", final))
     model.metadata.update({"stage": "finetune", "model": config.model, "step": final["step"],
                            "validation_score": final["validation_score"], "best_validation_score": final["best_validation_score"],
                            "pretrained": pretrained is not None, "tensorboard_logdir": f"{model.uri}/tb"})

@@ -38,11 +38,12 @@ def gate(
     import json
     from pathlib import Path
 
+    from components import html_report
     from signpipe.data.atomic import atomic_write_text
     from signpipe.export.evaluate import EvaluationResult
     from signpipe.export.gate import GateThresholds, registry_champion, run_gate, with_lineage, with_plumbing_note
-    from signpipe.registry import open_registry
-    from signpipe.reports import gate_report, record_metrics
+    from signpipe.registry import TRAINING_CURVES_FILE, open_registry
+    from signpipe.reports import gate_report, jsonl_records, record_metrics, training_comparison
 
     scored = json.loads((Path(evaluation.path) / "evaluation.json").read_text(encoding="utf-8"))
     evaluated = EvaluationResult(task=scored["task"], metric=scored["metric"], score=scored["score"],
@@ -51,10 +52,15 @@ def gate(
                                  threads=scored["threads"])
     thresholds = GateThresholds(max_model_mb=max_model_mb, max_latency_p95_ms=max_latency_p95_ms or None,
                                 latency_frames=latency_frames, min_score=min_score, champion_margin=champion_margin)
-    with registry_champion(open_registry(registry, registry_storage)) as found:
+    opened = open_registry(registry, registry_storage)
+    with registry_champion(opened) as found:
         result = run_gate(Path(bundle.path) / "model.zip", eval_corpus.path, thresholds, champion=found.for_gate,
                           evaluation=evaluated)
     champion = found.entry
+    curves = Path(bundle.path) / TRAINING_CURVES_FILE
+    champion_curves = opened.version_file(champion, TRAINING_CURVES_FILE) if champion is not None else None
+    against_champion = training_comparison(jsonl_records(curves.read_text(encoding="utf-8") if curves.is_file() else None),
+                                           jsonl_records(champion_curves), champion.version if champion is not None else None)
     result = with_lineage(result, eval_corpus_fingerprint, shared_participants)
     if plumbing:
         result = with_plumbing_note(result)
@@ -62,11 +68,11 @@ def gate(
     values["champion"] = champion.to_dict() if champion is not None else None
     atomic_write_text(Path(verdict.path), json.dumps(values, indent=2) + "\n")
     Path(report_markdown.path).write_text(result.markdown(), encoding="utf-8")
-    Path(report.path).write_text(
+    html_report(
+        report,
         gate_report(values["criteria"], result.passed, "Gate", champion={"version": champion.version, "uri": champion.uri,
                     "score": champion.evaluation.get("score"), **champion.metadata} if champion is not None else None,
-                    context=values["context"]),
-        encoding="utf-8",
+                    context=values["context"], sections=[against_champion]),
     )
     record_metrics(metrics, {"passed": result.passed, **{c["name"]: c["measured"] for c in values["criteria"]}})
     verdict.metadata.update({"passed": result.passed, "champion_version": champion.version if champion is not None else "",

@@ -14,8 +14,8 @@ def noisy_student(features: Input[Dataset], alignments: Input[Dataset], preset: 
     from `pretrained` when given: the pretrained encoder, as the teacher did, or the teacher
     itself (its EMA encoder and CTC head) in presets that continue the teacher."""
     import dataclasses
-    from pathlib import Path
 
+    from components import html_report
     from signpipe.reports import record_metrics, training_report
     from signpipe.train.config import resolve_config
     from signpipe.train.noisy_student import STAGE, train_and_evaluate
@@ -25,7 +25,7 @@ def noisy_student(features: Input[Dataset], alignments: Input[Dataset], preset: 
                                  init_from=pretrained.path if pretrained is not None else config.init_from)
     final = train_and_evaluate(config, model.path)
     record_metrics(metrics, final)
-    Path(report.path).write_text(training_report(model.path, "noisy student (CutMix finetune)", final), encoding="utf-8")
+    html_report(report, training_report(model.path, "noisy student (CutMix finetune)", final))
     model.metadata.update({"stage": STAGE, "model": config.model, "step": final["step"],
                            "validation_score": final["validation_score"], "best_validation_score": final["best_validation_score"],
                            "cutmix_probability": config.cutmix_probability, "tensorboard_logdir": f"{model.uri}/tb"})

@@ -18,8 +18,8 @@ def pretrain(features: Input[Dataset], preset: str, overrides: dict, model: Outp
     """Pretrain the encoder; `model` is the training workdir (config, checkpoints, metrics.jsonl,
     TensorBoard scalars under tb/), `report` its loss curves."""
     import dataclasses
-    from pathlib import Path
 
+    from components import html_report
     from signpipe.reports import record_metrics, training_report
     from signpipe.train.config import resolve_config
     from signpipe.train.pretrain import train_and_evaluate
@@ -27,7 +27,7 @@ def pretrain(features: Input[Dataset], preset: str, overrides: dict, model: Outp
     config = dataclasses.replace(resolve_config("pretrain", preset, overrides), data_dir=features.path)
     final = train_and_evaluate(config, model.path)
     record_metrics(metrics, final)
-    Path(report.path).write_text(training_report(model.path, "pretrain (Data2vec 2.0)", final), encoding="utf-8")
+    html_report(report, training_report(model.path, "pretrain (Data2vec 2.0)", final))
     model.metadata.update({"stage": "pretrain", "model": config.model, "step": final["step"],
                            "train_loss": final["train_loss"], "tensorboard_logdir": f"{model.uri}/tb"})
 
@@ -54,14 +54,13 @@ def pretrain_on_custom_job(
     `run_name` and `task_name` (the pipeline passes kfp's run and task placeholders) name the job,
     so a retry of this step waits for the job its earlier attempt started, or resumes it if it
     failed, instead of starting a second one (`signpipe.custom_jobs`)."""
-    from pathlib import Path
-
+    from components import html_report
     from signpipe.custom_jobs import run_training_custom_job
     from signpipe.reports import record_metrics, training_report
 
     final = run_training_custom_job("pretrain", features.path, model.path, preset, overrides, image_uri, machine, vertex,
                                     run_name=run_name, task_name=task_name)
     record_metrics(metrics, final)
-    Path(report.path).write_text(training_report(model.path, "pretrain (Data2vec 2.0, custom job)", final), encoding="utf-8")
+    html_report(report, training_report(model.path, "pretrain (Data2vec 2.0, custom job)", final))
     model.metadata.update({"stage": "pretrain", "step": final["step"], "train_loss": final["train_loss"],
                            "machine": machine, "tensorboard_logdir": f"{model.uri}/tb"})

@@ -29,7 +29,7 @@ def publish(
 
     from signpipe.data.atomic import atomic_write_text
     from signpipe.errors import SignpipeError
-    from signpipe.registry import open_registry
+    from signpipe.registry import TRAINING_CURVES_FILE, open_registry
 
     scored = json.loads((Path(evaluation.path) / "evaluation.json").read_text(encoding="utf-8"))
     judged = json.loads(Path(verdict.path).read_text(encoding="utf-8"))
@@ -40,9 +40,10 @@ def publish(
     lineage = {"corpus_fingerprint": bundle.metadata.get("corpus_fingerprint", ""),
                "eval_corpus_fingerprint": evaluation.metadata.get("data_fingerprint", "")}
     metadata = {**labels, "run": run_name, **{key: value for key, value in lineage.items() if value}}
+    curves = Path(bundle.path) / TRAINING_CURVES_FILE  # kept by export, for a later gate's "against the champion"
     entry = open_registry(registry, registry_storage).publish(
         Path(bundle.path) / "model.zip", scored, metadata, expected_champion=expected,
-        champion_margin=champion_margin,
+        champion_margin=champion_margin, extra_files=[curves] if curves.is_file() else [],
     )
     atomic_write_text(Path(published.path), json.dumps(entry.to_dict(), indent=2) + "\n")
     published.metadata.update({"registry": registry, "version": entry.version, "champion": entry.champion,

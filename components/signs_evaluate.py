@@ -19,6 +19,7 @@ def evaluate_signs(bundle: Input[Model], eval_corpus: Input[Dataset], threads: i
     import json
     from pathlib import Path
 
+    from components import html_report
     from signpipe.data.atomic import atomic_write_text
     from signpipe.data.corpus import open_corpus
     from signpipe.export.evaluate import evaluate_bundle, result_json, write_predictions
@@ -35,7 +36,7 @@ def evaluate_signs(bundle: Input[Model], eval_corpus: Input[Dataset], threads: i
     confusion.log_confusion_matrix(signs, counts.tolist())
     # the file beside the metadata: kfp's local cache looks for it before reusing the step
     atomic_write_text(Path(confusion.path), json.dumps({"signs": signs, "counts": counts.tolist()}) + "\n")
-    Path(report.path).write_text(evaluation_report(values, signs, counts), encoding="utf-8")
+    html_report(report, evaluation_report(values, signs, counts, latencies_ms=result.latencies_ms))
     headline = {"accuracy": result.score, "top3_accuracy": values.get("top3_accuracy"), "n_sequences": result.n_sequences,
                 "signs": len(signs), "latency_ms": result.latency_ms, "model_mb": values["model_mb"]}
     record_metrics(metrics, headline)

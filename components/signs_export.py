@@ -17,8 +17,10 @@ def export_ensemble(folds: Input[List[Model]], quantize: str, checkpoint: str, b
     "last" or "best" picks each fold's weights. The out-of-fold accuracy pools every fold's
     predictions on its own unseen participants: the cross-validated estimate of one model.
     `corpus_fingerprint` names the data the folds trained on in the bundle's metadata (lineage)."""
+    import shutil
     from pathlib import Path
 
+    from signpipe.registry import TRAINING_CURVES_FILE
     from signpipe.reports import record_metrics
     from signpipe.signs.export import export_ensemble as export_fold_ensemble
     from signpipe.signs.folds import collect_out_of_fold
@@ -27,6 +29,8 @@ def export_ensemble(folds: Input[List[Model]], quantize: str, checkpoint: str, b
     workdirs = [Path(model.path) for model in ordered]
     result = export_fold_ensemble(workdirs, Path(bundle.path) / "model.zip", quantize=quantize, which=checkpoint)
     out_of_fold = collect_out_of_fold(workdirs).metrics()
+    if (workdirs[0] / TRAINING_CURVES_FILE).is_file():  # the first fold's curves stand for the ensemble's training
+        shutil.copyfile(workdirs[0] / TRAINING_CURVES_FILE, Path(bundle.path) / TRAINING_CURVES_FILE)
     exported = result.to_dict()
     record_metrics(metrics, {"model_mb": exported["model_mb"], "n_folds": len(workdirs), **out_of_fold})
     bundle.metadata.update({

@@ -38,19 +38,25 @@ def gate_signs(
     import json
     from pathlib import Path
 
+    from components import html_report
     from signpipe.data.atomic import atomic_write_text
     from signpipe.export.signs_gate import MAJORITY_CRITERION, SignsGateThresholds, evaluation_from_dict, run_signs_gate
     from signpipe.export.gate import registry_champion, with_lineage, with_plumbing_note
-    from signpipe.registry import open_registry
-    from signpipe.reports import gate_report, record_metrics
+    from signpipe.registry import TRAINING_CURVES_FILE, open_registry
+    from signpipe.reports import gate_report, jsonl_records, record_metrics, training_comparison
 
     evaluated = evaluation_from_dict(json.loads((Path(evaluation.path) / "evaluation.json").read_text(encoding="utf-8")))
     thresholds = SignsGateThresholds(max_model_mb=max_model_mb, max_mean_latency_ms=max_mean_latency_ms or None,
                                      min_accuracy=min_accuracy, champion_margin=champion_margin)
-    with registry_champion(open_registry(registry, registry_storage)) as found:
+    opened = open_registry(registry, registry_storage)
+    with registry_champion(opened) as found:
         result = run_signs_gate(Path(bundle.path) / "model.zip", eval_corpus.path, thresholds, champion=found.for_gate,
                                 evaluation=evaluated, threads=evaluated.threads)
     champion = found.entry
+    curves = Path(bundle.path) / TRAINING_CURVES_FILE
+    champion_curves = opened.version_file(champion, TRAINING_CURVES_FILE) if champion is not None else None
+    against_champion = training_comparison(jsonl_records(curves.read_text(encoding="utf-8") if curves.is_file() else None),
+                                           jsonl_records(champion_curves), champion.version if champion is not None else None)
     result = with_lineage(result, eval_corpus_fingerprint, shared_participants)
     if plumbing:  # a plumbing preset's run: the report says its score means nothing
         result = with_plumbing_note(result)
@@ -58,12 +64,12 @@ def gate_signs(
     values["champion"] = champion.to_dict() if champion is not None else None
     atomic_write_text(Path(verdict.path), json.dumps(values, indent=2) + "\n")
     Path(report_markdown.path).write_text(result.markdown(), encoding="utf-8")
-    Path(report.path).write_text(
+    html_report(
+        report,
         gate_report(values["criteria"], result.passed, "Gate (isolated signs)",
                     champion={"version": champion.version, "uri": champion.uri, "score": champion.evaluation.get("score"),
                               **champion.metadata} if champion is not None else None,
-                    context=values["context"]),
-        encoding="utf-8",
+                    context=values["context"], sections=[against_champion]),
     )
     baseline = next(c["threshold"] for c in values["criteria"] if c["name"] == MAJORITY_CRITERION)
     record_metrics(metrics, {"passed": result.passed, **{c["name"]: c["measured"] for c in values["criteria"]},

@@ -14,8 +14,7 @@ def train_fold(corpus: Input[Dataset], plan: Input[Dataset], fold: int, preset: 
     TensorBoard scalars under tb/, the validation predictions the out-of-fold score pools).
     Fails when the fold did not validate on the plan's participants. `corpus_fingerprint`: the
     data's identity (`fingerprint_corpus`), recorded with the model."""
-    from pathlib import Path
-
+    from components import html_report
     from signpipe.reports import record_metrics, training_report
     from signpipe.signs.fold_plan import check_fold_run, fold_config, read_plan
     from signpipe.signs.train import train_and_evaluate
@@ -25,9 +24,7 @@ def train_fold(corpus: Input[Dataset], plan: Input[Dataset], fold: int, preset: 
     final = train_and_evaluate(config, model.path)
     check_fold_run(fold_plan, fold, final)
     record_metrics(metrics, final)
-    Path(report.path).write_text(
-        training_report(model.path, f"isolated signs: fold {fold} of {fold_plan.n_folds}", final), encoding="utf-8"
-    )
+    html_report(report, training_report(model.path, f"isolated signs: fold {fold} of {fold_plan.n_folds}", final))
     model.metadata.update({
         "fold": fold, "n_folds": fold_plan.n_folds, "step": final["step"],
         "validation_accuracy": final["validation_accuracy"], "validation_top3_accuracy": final["validation_top3_accuracy"],

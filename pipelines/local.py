@@ -14,7 +14,10 @@ graph that Vertex AI runs. A run keeps everything under `runs/<name>-<time>/`:
   unless `allow_shared_participants` (then the summary and the gate's report say so);
 - `pipeline/`: kfp's pipeline root, one folder per task with its artifacts;
 - `pipeline.log`: every task's full output (training progress, TensorFlow's chatter);
-- `summary.json`: what the terminal summary shows, plus the time per task.
+- `summary.json`: what the terminal summary shows, plus the time per task;
+- `index.html`: the run's page (`signpipe.pages.run_index_page`), written also when the run or
+  its gate failed: the data, the score against a trivial baseline and the champion, the gate's
+  criteria, and links to every step's page and the key files. Its path ends the summary.
 
 With caching on (`--cache`), every run under the same `runs/` shares kfp's local cache
 (`runs/.kfp-cache/`): repeating a run on the same data reuses each step whose inputs did not
@@ -196,7 +199,7 @@ def summarize(outputs: Mapping[str, Any], before: Mapping[str, Any], after: Mapp
     if verdict:
         summary["gate"] = "passed" if verdict["metadata"].get("passed") else "failed"
         summary["gate_failed"] = verdict["metadata"].get("failed", [])
-        summary["gate_report"] = str(Path(verdict["uri"]).parent / "report")
+        summary["gate_report"] = step_report(Path(verdict["uri"]).parent)
     new_versions = [v for v in after.get("versions", []) if v not in before.get("versions", [])]
     champion = after.get("champion")
     summary["published_version"] = new_versions[-1] if new_versions else None
@@ -204,6 +207,67 @@ def summarize(outputs: Mapping[str, Any], before: Mapping[str, Any], after: Mapp
     summary["champion_bundle"] = f"{champion['uri']}/{champion['bundle']}" if champion else None
     summary["champion_score"] = champion["evaluation"].get("score") if champion else None
     return summary
+
+
+def step_report(task_dir: Path) -> str:
+    """A task's HTML report: `report.html` (`components.html_report`), or `report` as a run
+    made before reports got their suffix wrote it."""
+    named = task_dir / "report.html"
+    return str(named if named.exists() or not (task_dir / "report").exists() else task_dir / "report")
+
+
+def _first(pattern: str, root: Path) -> Path | None:
+    found = sorted(root.rglob(pattern)) if root.is_dir() else []
+    return found[0] if found else None
+
+
+def run_files(run_dir: Path, outputs: Mapping[str, Any], summary: Mapping[str, Any]) -> dict[str, Path]:
+    """Label -> path of the files a run's page links: the evaluation and predictions, the gate's
+    verdict, the bundle, the log, the parameters and the summary. A failed run has no pipeline
+    outputs: its files are looked for under the pipeline root."""
+    pipeline_root = run_dir / "pipeline"
+    evaluation = Path(outputs["evaluation"]["uri"]) if outputs.get("evaluation") else None
+    if evaluation is None:
+        found = _first("evaluation.json", pipeline_root)
+        evaluation = found.parent if found else None
+    verdict = Path(outputs["verdict"]["uri"]) if outputs.get("verdict") else _first("verdict", pipeline_root)
+    bundle = Path(summary["bundle"]) if summary.get("bundle") else _first("model.zip", pipeline_root)
+    files = {
+        "evaluation": evaluation / "evaluation.json" if evaluation else None,
+        "predictions": evaluation / "predictions.csv" if evaluation else None,
+        "gate verdict": verdict,
+        "gate report (Markdown)": verdict.parent / "report_markdown" if verdict else None,
+        "bundle": bundle,
+        "task log": run_dir / LOG_FILE,
+        "parameters": run_dir / "parameters.json",
+        "held-out participants": run_dir / HOLDOUT_FILE,
+        "summary": run_dir / SUMMARY_FILE,
+    }
+    return {label: path for label, path in files.items() if path is not None and path.exists()}
+
+
+def write_run_page(run: LocalRun, error: str | None = None) -> Path:
+    """`runs/<run>/index.html` (`signpipe.pages.run_index_page`) from what the run left: its
+    summary, the gate's verdict when the gate ran, and its files."""
+    from signpipe.pages import INDEX_FILE, run_index_page
+
+    figures = run.summary
+    notes = []
+    if figures.get("plumbing"):
+        notes.append(f"preset {run.preset}: {PLUMBING_NOTE}")
+    if figures.get("shared_participants"):
+        notes.append(f"WARNING: {shared_signers_note(figures['shared_participants'])}")
+    verdict = None
+    verdict_path = Path(run.outputs["verdict"]["uri"]) if run.outputs.get("verdict") else None
+    if verdict_path is not None and verdict_path.is_file():
+        try:
+            verdict = json.loads(verdict_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            verdict = None
+    path = run.run_dir / INDEX_FILE
+    atomic_write_text(path, run_index_page(run.to_dict(), run.run_dir, notes, verdict,
+                                           run_files(run.run_dir, run.outputs, figures), error))
+    return path
 
 
 def _with_fingerprint(where: str, fingerprint: str | None) -> str:
@@ -265,6 +329,7 @@ def print_summary(console: Console, run: LocalRun) -> None:
         row("champion bundle", figures.get("champion_bundle"))
     row("this run's bundle", figures.get("bundle"))
     row("run folder", run.run_dir)
+    row("run page", figures.get("index"))
     row("task log", run.run_dir / LOG_FILE)
     if run.failed_task:
         row("failed task", f"{run.failed_task} (its output is in {run.run_dir / LOG_FILE})")
@@ -528,10 +593,21 @@ def run_local(
         summary=summary,
         failed_task=progress.failed,
     )
+    reason = task_error(run_dir / LOG_FILE) if error is not None else None
+    summary["index"] = str(run_dir / "index.html")
     atomic_write_text(run_dir / SUMMARY_FILE, json.dumps(run.to_dict(), indent=2, default=str) + "\n")
+    failure = None
+    if error is not None:
+        failure = f"failed at task {run.failed_task or '?'}" + (f": {reason}" if reason else "")
+    elif summary.get("gate") == "failed":
+        failure = f"the model failed the gate ({', '.join(summary.get('gate_failed', [])) or '?'}); nothing was published"
+    try:
+        write_run_page(run, failure)
+    except Exception as exc:  # noqa: BLE001 (the page must never hide the run's own outcome)
+        summary.pop("index", None)
+        console.print(f"[yellow]warning:[/] the run page could not be written ({escape(repr(exc))})", highlight=False)
     print_summary(console, run)
     if error is not None:
-        reason = task_error(run_dir / LOG_FILE)
         raise SignpipeError(f"{pipeline} run failed at task {run.failed_task or '?'}" + (f": {reason}" if reason else "")
                             + f" (the task's whole output: {run_dir / LOG_FILE})")
     if summary.get("gate") == "failed":

@@ -52,7 +52,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -64,6 +64,9 @@ CHAMPION_FILE = "champion.json"
 VERSIONS_DIR = "versions"
 ENTRY_FILE = "entry.json"
 EVALUATION_FILE = "evaluation.json"
+TRAINING_CURVES_FILE = "metrics.jsonl"
+"""The final model's training log (`signpipe.train.reporting`), kept beside the bundle from the
+export step on, so a later gate can draw a new model's curves against the champion's."""
 LOCK_FILE = ".lock"
 VERTEX_LOCK_OBJECT = ".champion-lock.json"
 CHAIN_BEST_KEY = "chain_best"
@@ -111,9 +114,12 @@ class ModelRegistry(Protocol):
         metadata: Mapping[str, Any] | None = None,
         expected_champion: str | None = None,
         champion_margin: float = 0.0,
+        extra_files: Sequence[Path] = (),
     ) -> RegistryEntry: ...
 
     def local_bundle(self, entry: RegistryEntry, scratch: Path) -> Path: ...
+
+    def version_file(self, entry: RegistryEntry, name: str) -> str | None: ...
 
 
 def _finite_or_none(value: Any) -> float | None:
@@ -273,14 +279,24 @@ class LocalModelRegistry:
         numbers = [int(d.name) for d in versions_dir.iterdir() if d.name.isdigit()] if versions_dir.is_dir() else []
         return max(numbers, default=0) + 1
 
-    def _store(self, bundle: Path, evaluation: Mapping[str, Any], metadata: Mapping[str, Any]) -> RegistryEntry:
-        """Copy the bundle into a new version folder, built under a temporary name and renamed into
-        place; a number another process took meanwhile makes the rename fail, and the next is tried."""
+    def version_file(self, entry: RegistryEntry, name: str) -> str | None:
+        """The text of the file `name` kept with `entry` (`extra_files` of `publish`), None when
+        that version holds none."""
+        path = Path(entry.uri) / name
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+
+    def _store(self, bundle: Path, evaluation: Mapping[str, Any], metadata: Mapping[str, Any],
+               extra_files: Sequence[Path] = ()) -> RegistryEntry:
+        """Copy the bundle (and `extra_files`) into a new version folder, built under a temporary
+        name and renamed into place; a number another process took meanwhile makes the rename fail,
+        and the next is tried."""
         versions_dir = self.root / VERSIONS_DIR
         versions_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".publish-", dir=versions_dir))
         try:
             shutil.copy2(bundle, staging / bundle.name)
+            for extra in extra_files:
+                shutil.copy2(extra, staging / Path(extra).name)
             atomic_write_text(staging / EVALUATION_FILE, json.dumps(dict(evaluation), indent=2, default=str) + "\n")
             for _ in range(1000):
                 version = f"{self._next_version():04d}"
@@ -313,17 +329,18 @@ class LocalModelRegistry:
         metadata: Mapping[str, Any] | None = None,
         expected_champion: str | None = None,
         champion_margin: float = 0.0,
+        extra_files: Sequence[Path] = (),
     ) -> RegistryEntry:
         """Store `bundle` as a new version and make it the champion by the rule of `may_promote`,
         holding the registry's lock from reading the champion to writing the pointer (which records
-        the chain best)."""
+        the chain best). `extra_files` (the training curves) are kept beside the bundle."""
         bundle = Path(bundle)
         if not bundle.is_file():
             raise SignpipeError(f"{bundle}: no such bundle file (expected the exported model zip)")
         score_of(evaluation, "new model")
         if not (math.isfinite(champion_margin) and champion_margin >= 0):
             raise ConfigError(f"champion_margin must be 0 or more, got {champion_margin}")
-        entry = self._store(bundle, evaluation, metadata or {})
+        entry = self._store(bundle, evaluation, metadata or {}, [Path(extra) for extra in extra_files])
         with self._locked():
             current = self.champion()
             if not may_promote(evaluation, current, expected_champion, champion_margin):
@@ -474,6 +491,15 @@ class VertexModelRegistry:
             entries.append(self._entry(version, champion=CHAMPION_ALIAS in (info.version_aliases or [])))
         return entries
 
+    def version_file(self, entry: RegistryEntry, name: str) -> str | None:
+        """The text of the object `name` beside `entry`'s bundle in Cloud Storage (`extra_files` of
+        `publish`), None when there is none or it cannot be read (a version published before such
+        files were kept)."""
+        try:
+            return _read_text(f"{entry.uri.rstrip('/')}/{name}", self.project, self.credentials)
+        except _storage_errors():
+            return None
+
     def local_bundle(self, entry: RegistryEntry, scratch: Path) -> Path:
         """`entry`'s bundle as a local file: through the Cloud Storage mount inside Vertex AI, else
         downloaded into `scratch`."""
@@ -497,9 +523,10 @@ class VertexModelRegistry:
         metadata: Mapping[str, Any] | None = None,
         expected_champion: str | None = None,
         champion_margin: float = 0.0,
+        extra_files: Sequence[Path] = (),
     ) -> RegistryEntry:
-        """Copy the bundle and its evaluation to `storage`, then, holding the champion lock (see
-        the module docstring), look up the model and its champion, decide by the rule of
+        """Copy the bundle, its evaluation and `extra_files` (the training curves) to `storage`,
+        then, holding the champion lock (see the module docstring), look up the model and its champion, decide by the rule of
         `may_promote`, and upload the new version: as the first version of a new model if there is
         none, with the `champion` alias (and the chain best in its description) if promoted. The
         copy happens before the lock, so a publish that gives up on the lock leaves an unreferenced
@@ -519,6 +546,8 @@ class VertexModelRegistry:
             evaluation_file.write_text(json.dumps(dict(evaluation), indent=2, default=str) + "\n", encoding="utf-8")
             _upload_file(evaluation_file, f"{folder}/{EVALUATION_FILE}", self.project, self.credentials)
         _upload_file(bundle, f"{folder}/{bundle.name}", self.project, self.credentials)
+        for extra in extra_files:
+            _upload_file(Path(extra), f"{folder}/{Path(extra).name}", self.project, self.credentials)
         reference = {"uri": folder, "bundle": bundle.name, "score": score_of(evaluation), **{k: str(v) for k, v in metadata.items()}}
         with self.champion_lock() as lock:
             parent = self._model()

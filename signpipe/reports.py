@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,10 @@ th { background: #f1f3f4; }
 .frames { font-family: monospace; font-size: 12px; white-space: nowrap; overflow-x: auto; }
 .frames span { display: inline-block; min-width: 1.1em; text-align: center; }
 .blank { color: #bdc1c6; }
+.note { background: #fef7e0; border-left: 4px solid #f9ab00; padding: 6px 10px; }
+code { background: #f1f3f4; padding: 0 3px; border-radius: 3px; font-size: 12px; }
 """
+_CODE_SPAN = re.compile(r"`([^`]+)`")
 
 
 def scalar_metrics(values: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
@@ -106,8 +110,14 @@ def line_chart_svg(
     width: int = CHART_WIDTH,
     height: int = CHART_HEIGHT,
     x_label: str = "step",
+    dashed: Iterable[str] = (),
+    colors: Mapping[str, str] | None = None,
 ) -> str:
-    """An SVG line chart of one or more (x, y) series sharing axes, with gridlines and a legend."""
+    """An SVG line chart of one or more (x, y) series sharing axes, with gridlines and a legend;
+    the series named in `dashed` are drawn dashed, those in `colors` in that colour (the others
+    take the palette in turn)."""
+    dashed = set(dashed)
+    colors = dict(colors or {})
     arrays = {name: (np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)) for name, (x, y) in series.items()}
     arrays = {name: xy for name, xy in arrays.items() if len(xy[0])}
     left, right, top, bottom = _MARGIN["left"], _MARGIN["right"], _MARGIN["top"], _MARGIN["bottom"]
@@ -143,13 +153,14 @@ def line_chart_svg(
     parts.append(f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#bdc1c6"/>')
     parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 4}" font-size="11" text-anchor="middle" fill="#5f6368">{html.escape(x_label)}</text>')
     for k, (name, (x, y)) in enumerate(arrays.items()):
-        color = _PALETTE[k % len(_PALETTE)]
+        color = colors.get(name) or _PALETTE[k % len(_PALETTE)]
         px, py = to_px(x, y)
         if len(x) == 1:
             parts.append(f'<circle cx="{px[0]:.1f}" cy="{py[0]:.1f}" r="3" fill="{color}"/>')
         else:
             points = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(px, py, strict=True))
-            parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{points}"/>')
+            dash = ' stroke-dasharray="5,3"' if name in dashed else ""
+            parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5"{dash} points="{points}"/>')
         if len(arrays) > 1:
             parts.append(f'<text x="{left + plot_w - 4}" y="{top + 14 + 13 * k}" font-size="11" text-anchor="end" fill="{color}">{html.escape(name)}</text>')
     parts.append("</svg>")
@@ -169,24 +180,130 @@ def _value_cell(value: Any) -> str:
     return html.escape(str(value))
 
 
-def key_value_table(values: Mapping[str, Any]) -> str:
-    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{_value_cell(v)}</td></tr>" for k, v in values.items())
+def inline_code(text: str) -> str:
+    """`text` escaped for HTML, its Markdown code spans (`like this`) as <code>: the gate's notes
+    and messages are written for its Markdown report and shown on HTML pages too."""
+    return _CODE_SPAN.sub(lambda m: f"<code>{m.group(1)}</code>", html.escape(text, quote=False))
+
+
+def key_value_table(values: Mapping[str, Any], code_spans: bool = False) -> str:
+    """One row per entry; `code_spans`: string values may hold Markdown code spans (`inline_code`)."""
+    def cell(value: Any) -> str:
+        return inline_code(value) if code_spans and isinstance(value, str) else _value_cell(value)
+
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{cell(v)}</td></tr>" for k, v in values.items())
     return f"<table>{rows}</table>"
 
 
+def nested_table(values: Mapping[str, Mapping[str, Any]], corner: str = "") -> str:
+    """A dict of dicts (`{"train": {"sequences": 190, ...}, ...}`) as one table: a row per outer
+    key, a column per inner key (in first-seen order)."""
+    columns: list[str] = []
+    for inner in values.values():
+        columns += [str(k) for k in inner if str(k) not in columns]
+    header = f"<tr><th>{html.escape(corner)}</th>" + "".join(f"<th>{html.escape(c.replace('_', ' '))}</th>" for c in columns) + "</tr>"
+    rows = "".join(
+        f"<tr><th>{html.escape(str(name))}</th>" + "".join(f"<td>{_value_cell(inner.get(c, ''))}</td>" for c in columns) + "</tr>"
+        for name, inner in values.items()
+    )
+    return f"<table>{header}{rows}</table>"
+
+
+_SPLITS = ("train", "validation", "val", "eval")
+
+
+def quantity_of(name: str) -> tuple[str, str]:
+    """(quantity, split) of a `metrics.jsonl` name: "train/loss" -> ("loss", "train"),
+    "validation/loss" -> ("loss", "validation"); a name without a known split prefix is its own
+    quantity."""
+    split, _, rest = name.partition("/")
+    return (rest, split) if rest and split in _SPLITS else (name, "")
+
+
+def curve_groups(series: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """The series of one run grouped by quantity, so that a chart draws the train and validation
+    curves of the same quantity together: {"loss": {"train/loss": ..., "validation/loss": ...}}."""
+    groups: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    for name in sorted(series, key=lambda n: (quantity_of(n)[0], _SPLITS.index(quantity_of(n)[1]) if quantity_of(n)[1] else -1)):
+        groups.setdefault(quantity_of(name)[0], {})[name] = series[name]
+    return groups
+
+
+def curve_charts(series: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                 champion: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None) -> list[str]:
+    """One chart per quantity, the splits' curves on the same axes; with `champion` (the
+    champion's series), its curves of that quantity on the same chart, dashed, named
+    "champion <name>"."""
+    charts = []
+    champion_groups = curve_groups(champion) if champion else {}
+    for quantity, members in curve_groups(series).items():
+        drawn = dict(members)
+        colors = {name: _PALETTE[k % len(_PALETTE)] for k, name in enumerate(members)}
+        dashed = set()
+        for k, (name, xy) in enumerate(champion_groups.get(quantity, {}).items()):
+            drawn[f"champion {name}"] = xy
+            dashed.add(f"champion {name}")
+            colors[f"champion {name}"] = colors.get(name, _PALETTE[(len(members) + k) % len(_PALETTE)])  # its split's colour
+        charts.append(line_chart_svg(drawn, quantity, dashed=dashed, colors=colors))
+    return charts
+
+
 def training_report(workdir: str | Path, title: str, final_metrics: Mapping[str, Any] | None = None) -> str:
-    """A training stage's page: its final metrics, then one chart per logged scalar (loss,
-    validation score, learning rate, ...) from `workdir/metrics.jsonl`."""
+    """A training stage's page: its final metrics, then one chart per logged quantity (loss with
+    its train and validation curves together, validation score, learning rate, ...) from
+    `workdir/metrics.jsonl`."""
     from signpipe.train.reporting import read_metrics  # here: the training package imports jax
 
     series = metric_series(read_metrics(workdir))
     body = []
     if final_metrics:
         body.append("<h2>Result</h2>" + key_value_table({k: v for k, v in final_metrics.items() if not isinstance(v, (dict, list))}))
-    charts = [line_chart_svg({name: xy}, name) for name, xy in sorted(series.items())]
+    charts = curve_charts(series)
     body.append("<h2>Curves</h2>")
     body.append(f'<div class="charts">{"".join(charts)}</div>' if charts else "<p>no scalars were logged</p>")
     return _page(title, body)
+
+
+_CHAMPION_QUANTITIES = ("loss", "score", "accuracy")
+
+
+def jsonl_records(text: str | None) -> list[dict[str, Any]] | None:
+    """The records of a `metrics.jsonl` text (None stays None: no curves were kept); a line that
+    is not JSON (a log cut short) is skipped."""
+    if text is None:
+        return None
+    records = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line) if line.strip() else None
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def training_comparison(records: Iterable[Mapping[str, Any]] | None, champion_records: Iterable[Mapping[str, Any]] | None,
+                        champion_version: str | None) -> str:
+    """The gate page's section "Training against the champion": this run's final training curves
+    (`metrics.jsonl` records kept beside the bundle) with the champion's, dashed, on the same
+    charts, for the quantities a reader compares (loss, score, accuracy). Says so when there is
+    no champion, or the champion kept no curves (a version published before they were kept)."""
+    heading = "<h2>Training against the champion</h2>"
+    this_run = metric_series(records or [])
+    if not this_run:
+        return heading + "<p>this run's bundle holds no training curves</p>"
+    wanted = {name: xy for name, xy in this_run.items() if quantity_of(name)[0].split("_")[-1] in _CHAMPION_QUANTITIES}
+    if champion_version is None:
+        note = "<p>no champion yet: this run's curves alone</p>"
+        champion = None
+    else:
+        champion = metric_series(champion_records or [])
+        note = (f"<p>champion version {html.escape(str(champion_version))}: dashed</p>" if champion else
+                f"<p>champion version {html.escape(str(champion_version))} kept no training curves (published before "
+                "bundles carried them): this run's curves alone</p>")
+    charts = curve_charts(wanted or this_run, champion)
+    return heading + note + f'<div class="charts">{"".join(charts)}</div>'
 
 
 def alignment_report(examples: Iterable[Mapping[str, Any]], title: str, summary: Mapping[str, Any] | None = None) -> str:
@@ -197,7 +314,9 @@ def alignment_report(examples: Iterable[Mapping[str, Any]], title: str, summary:
     optionally `confidence` and `flags`."""
     body = []
     if summary:
-        body.append("<h2>Summary</h2>" + key_value_table(summary))
+        nested = {k: v for k, v in summary.items() if isinstance(v, Mapping)}
+        flat = {k: v for k, v in summary.items() if not isinstance(v, Mapping)}
+        body.append("<h2>Summary</h2>" + (nested_table(nested, "split") if nested else "") + (key_value_table(flat) if flat else ""))
     rows = []
     for example in examples:
         cells = "".join(
@@ -216,32 +335,36 @@ def alignment_report(examples: Iterable[Mapping[str, Any]], title: str, summary:
 
 
 def gate_report(criteria: Iterable[Mapping[str, Any]], passed: bool, title: str = "Gate",
-                champion: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None) -> str:
+                champion: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None,
+                sections: Iterable[str] = ()) -> str:
     """The gate's verdict, one row per criterion (`signpipe.export.gate.Criterion.to_dict()`:
     name, measured, comparison, threshold, unit, note, problem, passed), the facts it was measured under
-    and the champion the new model was compared with."""
+    and the champion the new model was compared with; `sections`: more HTML after those (the
+    training curves against the champion's, `training_comparison`). Markdown code spans in notes,
+    problems and facts (written for the Markdown report) show as <code>."""
     verdict = ('<p class="pass">PASSED: the model may be published</p>' if passed
                else '<p class="fail">FAILED: the model is not published</p>')
     rows, problems = [], []
     for criterion in criteria:
         ok = bool(criterion["passed"])
         unit = f" {criterion['unit']}" if criterion.get("unit") else ""
-        name = str(criterion["name"]) + (f" ({criterion['note']})" if criterion.get("note") else "")
+        name = html.escape(str(criterion["name"])) + (f" ({inline_code(str(criterion['note']))})" if criterion.get("note") else "")
         threshold = (f"{html.escape(str(criterion.get('comparison', '')))} {_value_cell(criterion['threshold'])}{html.escape(unit)}"
                      if criterion.get("threshold") is not None else "not measurable")
         rows.append(
-            f"<tr><td>{html.escape(name)}</td><td>{_value_cell(criterion['measured'])}{html.escape(unit)}</td>"
+            f"<tr><td>{name}</td><td>{_value_cell(criterion['measured'])}{html.escape(unit)}</td>"
             f"<td>{threshold}</td>"
             f'<td class="{"pass" if ok else "fail"}">{"pass" if ok else "fail"}</td></tr>'
         )
         if criterion.get("problem"):  # a criterion that could not be checked (an unreadable champion) says why
-            problems.append(f'<p class="fail">{html.escape(str(criterion["name"]))}: {html.escape(str(criterion["problem"]))}</p>')
+            problems.append(f'<p class="fail">{html.escape(str(criterion["name"]))}: {inline_code(str(criterion["problem"]))}</p>')
     body = [verdict, "<table><tr><th>criterion</th><th>measured</th><th>threshold</th><th></th></tr>" + "".join(rows) + "</table>",
             *problems]
     if context:
-        body.append("<h2>Measured under</h2>" + key_value_table(context))
-    body.append("<h2>Champion</h2>" + (key_value_table(champion) if champion
+        body.append("<h2>Measured under</h2>" + key_value_table(context, code_spans=True))
+    body.append("<h2>Champion</h2>" + (key_value_table(champion, code_spans=True) if champion
                                        else "<p>none yet: the first model that passes becomes the champion</p>"))
+    body.extend(sections)
     return _page(title, body)
 
 

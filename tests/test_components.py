@@ -223,7 +223,8 @@ def bundle(features, student, tmp_path_factory):
 @pytest.fixture(scope="module")
 def evaluation(bundle, corpus, tmp_path_factory):
     folder = tmp_path_factory.mktemp("evaluate")
-    outputs = {"evaluation": artifact(Artifact, folder, "evaluation"), "metrics": artifact(Metrics, folder, "metrics")}
+    outputs = {"evaluation": artifact(Artifact, folder, "evaluation"), "metrics": artifact(Metrics, folder, "metrics"),
+               "report": artifact(HTML, folder, "report")}
     evaluate.python_func(bundle=bundle, eval_corpus=corpus, threads=1, **outputs)
     return outputs
 
@@ -284,7 +285,14 @@ def test_export_writes_the_kaggle_bundle(bundle, features):
 def test_evaluate_scores_the_bundle_on_the_corpus(evaluation):
     scored = json.loads((Path(evaluation["evaluation"].path) / "evaluation.json").read_text())
     assert scored["n_sequences"] == 24 and scored["score"] <= 1.0  # 1 - distance / length: negative when worse than empty
-    assert (Path(evaluation["evaluation"].path) / "predictions.csv").read_text().startswith("sequence_id,truth,prediction")
+    predictions = (Path(evaluation["evaluation"].path) / "predictions.csv").read_text().splitlines()
+    assert predictions[0] == "sequence_id,truth,prediction,latency_ms" and len(predictions) == 25
+    assert all(float(line.rsplit(",", 1)[1]) > 0 for line in predictions[1:])
+    assert evaluation["report"].uri.endswith("/report.html") and evaluation["report"].path.endswith("report.html")
+    page = Path(evaluation["report"].path).read_text()
+    for section in ("Score by phrase kind", "Score by phrase length", "Best predictions", "Worst predictions",
+                    "Most confused characters", "Latency per sequence", "empty outputs"):
+        assert section in page, section
     assert evaluation["metrics"].metadata["score"] == scored["score"] == evaluation["evaluation"].metadata["score"]
     assert evaluation["metrics"].metadata["latency_ms/p95"] > 0
 
@@ -351,7 +359,8 @@ def test_gate_refuses_a_model_worse_than_the_champion_and_the_champion_stays(cor
         bundles[name] = hand_set_bundle(tmp_path / name, corpus, babbling=name == "babbling")
         evaluations[name] = artifact(Artifact, tmp_path / f"evaluate-{name}", "evaluation")
         evaluate.python_func(bundle=bundles[name], eval_corpus=corpus, threads=1, evaluation=evaluations[name],
-                             metrics=artifact(Metrics, tmp_path / f"evaluate-{name}", "metrics"))
+                             metrics=artifact(Metrics, tmp_path / f"evaluate-{name}", "metrics"),
+                             report=artifact(HTML, tmp_path / f"evaluate-{name}", "report"))
     mute_score, babbling_score = (evaluations[name].metadata["score"] for name in ("mute", "babbling"))
     assert mute_score == 0.0 and babbling_score < -0.1, (mute_score, babbling_score)
 

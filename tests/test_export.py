@@ -225,7 +225,8 @@ def test_evaluate_command_prints_the_json_report(bundles: dict[str, Path], corpu
     expected = evaluate_bundle(bundles["dynamic"], corpus_dir, limit=12)
     assert report["score"] == pytest.approx(expected.score)
     written = pd.read_csv(predictions_csv, dtype={"truth": str, "prediction": str}, keep_default_na=False)
-    assert len(written) == 12 and list(written.columns) == ["sequence_id", "truth", "prediction"]
+    assert len(written) == 12 and list(written.columns) == ["sequence_id", "truth", "prediction", "latency_ms"]
+    assert (written["latency_ms"] > 0).all()  # each sequence's own time, after the columns readers rely on
 
 
 def test_broken_bundles_are_refused_with_what_was_expected(bundles: dict[str, Path], tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ plain ai_edge_litert, takes the argmax) on the participants the run held out of 
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -152,3 +153,14 @@ def test_smoke_run_on_the_sample_publishes_a_bundle_that_the_scorer_runs_on_unse
     champion = LocalModelRegistry(Path(summary["registry"])).champion()
     assert Path(champion.bundle_uri).read_bytes() == bundle.read_bytes()
     assert champion.metadata["preset"] == "smoke"
+    assert (Path(champion.uri) / "metrics.jsonl").is_file()  # the first fold's curves, for a later gate to compare
+
+    # the run's page: the majority baseline it beat, the fold pages (.html) and the files, every link resolving
+    page = (run.run_dir / "index.html").read_text()
+    assert summary["index"] == str(run.run_dir / "index.html") and "run page" in printed
+    assert f"baseline {baseline:.4f}: accuracy of always predicting the most frequent sign" in page
+    links = re.findall(r'href="([^"]+)"', page)
+    assert all((run.run_dir / href).is_file() for href in links), links
+    pages = [href for href in links if href.endswith(".html")]
+    assert len([href for href in pages if "/train-fold/" in href]) == 3 and any("/evaluate-signs/" in h for h in pages)
+    assert any("/gate-signs/report.html" in h for h in pages) and summary["gate_report"].endswith("report.html")

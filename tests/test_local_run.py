@@ -10,7 +10,9 @@ job (`make run`, preset local) has its own test, `tests/test_main_job.py`."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from rich.console import Console
@@ -23,6 +25,25 @@ def champion_lineage_of(runs: Path) -> tuple[str, str]:
     """The fingerprints of the data the plumbing registry's champion trained and was scored on."""
     metadata = LocalModelRegistry(runs / "plumbing-registry" / "fingerspelling").champion().metadata
     return metadata["corpus_fingerprint"], metadata["eval_corpus_fingerprint"]
+
+
+def check_run_page(run_dir: Path, summary: dict) -> str:
+    """The run's index.html exists, is named in the summary, every link on it resolves to a file
+    of the run, and every step page it links is a `.html` file; returns the page."""
+    index = run_dir / "index.html"
+    assert summary["index"] == str(index) and index.is_file()
+    page = index.read_text()
+    links = [unquote(href) for href in re.findall(r'href="([^"]+)"', page)]
+    assert links, "the run page links nothing"
+    for href in links:
+        assert (run_dir / href).is_file(), href
+    steps = page.split("<h2>Step pages</h2>")[1].split("<h2>")[0]
+    step_links = re.findall(r'href="([^"]+)"', steps)
+    assert step_links and all(href.endswith(".html") for href in step_links), step_links
+    unsuffixed = [path for path in (run_dir / "pipeline").rglob("report*") if path.is_file() and not path.suffix
+                  and path.read_text(errors="replace").startswith("<!DOCTYPE")]
+    assert not unsuffixed, f"HTML reports without the .html suffix: {unsuffixed}"
+    return page
 
 
 @pytest.mark.slow
@@ -59,6 +80,13 @@ def test_smoke_run_publishes_then_a_tighter_gate_keeps_the_champion(tmp_path):
     assert "plumbing preset" in gate_report and "means nothing" in gate_report
     champion = LocalModelRegistry(registry).champion()
     assert champion.version == "0001" and champion.metadata["preset"] == "smoke"
+    assert summary["gate_report"].endswith("gate/report.html")
+    page = check_run_page(first.run_dir, summary)
+    for shown in ("vs trivial baseline", "no champion yet", "gate PASSED", "evaluate", "finetune", "distill",
+                  "predictions.csv", "pipeline.log", "summary.json", "model.zip", PLUMBING_NOTE):
+        assert shown in page, shown
+    assert "run page" in printed
+    assert (Path(champion.uri) / "metrics.jsonl").is_file()  # the training curves travel with the version
 
     # the same data and settings, with a gate no model passes: every step up to the gate comes
     # from the cache, the gate fails, nothing is published, the champion stays
@@ -71,6 +99,11 @@ def test_smoke_run_publishes_then_a_tighter_gate_keeps_the_champion(tmp_path):
     assert "publish" not in statuses
     assert second.summary["gate"] == "failed" and "normalized_levenshtein" in second.summary["gate_failed"]
     assert second.summary["published_version"] is None
+    page = check_run_page(second.run_dir, json.loads((second.run_dir / SUMMARY_FILE).read_text())["summary"])
+    assert "gate FAILED" in page and "champion version 0001" in page and "the model failed the gate" in page
+    gate_page = Path(second.summary["gate_report"]).read_text()
+    assert "Training against the champion" in gate_page and "champion version 0001: dashed" in gate_page
+    assert "stroke-dasharray" in gate_page and "`" not in gate_page
     assert LocalModelRegistry(registry).champion() == champion
     assert [v.version for v in LocalModelRegistry(registry).versions()] == ["0001"]
     assert (runs / CACHE_DIR).is_dir()

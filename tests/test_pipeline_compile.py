@@ -175,7 +175,7 @@ def test_artifact_types(compiled):
     assert component(spec, "finetune").input_definitions.artifacts["pretrained"].is_optional
     assert outputs("align")[0] == {"alignments": "system.Dataset", "metrics": "system.Metrics", "report": "system.HTML"}
     assert outputs("export")[0] == {"bundle": "system.Model"}
-    assert outputs("evaluate")[0] == {"evaluation": "system.Artifact", "metrics": "system.Metrics"}
+    assert outputs("evaluate")[0] == {"evaluation": "system.Artifact", "metrics": "system.Metrics", "report": "system.HTML"}
     gate_artifacts, gate_parameters = outputs("gate")
     assert gate_artifacts == {"verdict": "system.Artifact", "report": "system.HTML", "report_markdown": "system.Markdown",
                               "metrics": "system.Metrics"}

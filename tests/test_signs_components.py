@@ -277,6 +277,8 @@ def test_evaluate_signs_records_accuracy_latency_and_the_confusion_matrix(evalua
     assert evaluated["evaluation"].metadata["score"] == scored["score"]
     page = Path(evaluated["report"].path).read_text()
     assert "Per sign, worst first" in page and "Confusion matrix" in page and "thankyou" in page
+    assert "Latency per sequence" in page and 'fill="#1a73e8"' in page  # the histogram of each sequence's time
+    assert evaluated["report"].uri.endswith("/report.html")
 
 
 def test_evaluation_report_lists_the_worst_signs_first():

@@ -260,6 +260,9 @@ class EvaluationResult:
     interpreter: str = INTERPRETER
     predictions: list[tuple[int, str, str]] = field(default_factory=list)
     """(sequence_id, truth, prediction) per sequence, in corpus order."""
+    latencies_ms: list[float] = field(default_factory=list)
+    """The signature call's time per sequence (ms), in the order of `predictions` (empty when not
+    measured, as in an `EvaluationResult` rebuilt from `evaluation.json`)."""
 
     @property
     def model_mb(self) -> float:
@@ -283,10 +286,16 @@ class EvaluationResult:
         }
 
     def predictions_csv(self) -> str:
+        """sequence_id, truth, prediction (the columns readers rely on, first), then latency_ms
+        when every sequence's time was kept."""
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["sequence_id", "truth", "prediction"])
-        writer.writerows(self.predictions)
+        timed = len(self.latencies_ms) == len(self.predictions) and bool(self.predictions)
+        writer.writerow(["sequence_id", "truth", "prediction", *(["latency_ms"] if timed else [])])
+        if timed:
+            writer.writerows((*row, f"{ms:.3f}") for row, ms in zip(self.predictions, self.latencies_ms, strict=True))
+        else:
+            writer.writerows(self.predictions)
         return buffer.getvalue()
 
 
@@ -358,6 +367,7 @@ def evaluate_bundle(
         details=details,
         n_empty_predictions=sum(1 for _, _, p in predictions if not p),
         predictions=predictions,
+        latencies_ms=[round(s * 1e3, 3) for s in seconds],
     )
 
 

@@ -66,8 +66,11 @@ def _heatmap(signs: Sequence[str], counts: np.ndarray) -> str:
 
 
 def evaluation_report(evaluation: Mapping[str, Any], signs: Sequence[str], counts: np.ndarray,
-                      title: str = "Isolated signs: evaluation") -> str:
-    """The page of one evaluation (`EvaluationResult.to_dict()` and its confusion matrix)."""
+                      title: str = "Isolated signs: evaluation", latencies_ms: Sequence[float] | None = None) -> str:
+    """The page of one evaluation (`EvaluationResult.to_dict()` and its confusion matrix), with a
+    histogram of `latencies_ms` (the signature call per sequence) when given."""
+    from signpipe.pages import histogram_svg
+
     latency = evaluation.get("latency_ms") or {}
     headline = {
         "accuracy": evaluation["score"],
@@ -81,6 +84,8 @@ def evaluation_report(evaluation: Mapping[str, Any], signs: Sequence[str], count
         "corpus": evaluation.get("data", ""),
     }
     body = ["<h2>Result</h2>" + key_value_table(headline)]
+    if latencies_ms:
+        body.append("<h2>Latency per sequence</h2>" + histogram_svg(latencies_ms, "signature call per sequence", "ms"))
 
     per_sign = evaluation.get("per_sign_accuracy") or {}
     mistaken_for = {}
