@@ -1,9 +1,9 @@
 """How well does CTC forced alignment find when each character is signed? Scored on synthetic ground truth.
 
-    .venv/bin/python benchmarks/alignment_quality.py --model RUN --corpus CORPUS --shards SHARDS
+    .venv/bin/python benchmarks/alignment_quality.py --workdir RUN --corpus CORPUS --shards SHARDS
         [--split train] [--ctcseg-python /tmp/ctcseg/bin/python]
     .venv/bin/python benchmarks/alignment_quality.py [--workdir DIR] [--sequences 600] [--steps 1000]
-        (no --model: makes a synthetic corpus and trains a smoke-preset model on it first)
+        (no --workdir: makes a synthetic corpus and trains a smoke-preset model on it first)
 
 A synthetic corpus (`signpipe.data.synth`) knows the frames in which each character's hand shape
 dominates (`read_ground_truth`: start/end frame per character). The trained model's per-frame
@@ -103,7 +103,7 @@ def trained_model(workdir: Path, n_sequences: int, steps: int) -> tuple[Path, Pa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, help="Finetuning workdir of a model trained on --shards.")
+    parser.add_argument("--workdir", dest="model", type=Path, help="Finetuning workdir of a model trained on --shards.")
     parser.add_argument("--corpus", type=Path, help="The synthetic corpus the shards were made from (its ground truth).")
     parser.add_argument("--shards", type=Path)
     parser.add_argument("--split", default="train")

@@ -130,7 +130,7 @@ def main() -> int:
     parser.add_argument("--preset", default="local")
     parser.add_argument("--seeds", default="101,202", help="seeds of fresh synthetic corpora to score on ('' = none)")
     parser.add_argument("--runs-dir", type=Path, default=None, help="where the run folders go (default: a temporary folder)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
+    parser.add_argument("--json-out", dest="json", type=Path, default=None, help="also write the figures as JSON here")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     runs_dir = args.runs_dir or Path(tempfile.mkdtemp(prefix="signpipe-bench-"))

@@ -1,6 +1,6 @@
 """What each stage of the 5th place recipe is worth: a seeded ablation with 95% intervals.
 
-    .venv/bin/python benchmarks/recipe_ablation.py [--quick] [--seeds N] [--workdir DIR] [--json OUT]
+    .venv/bin/python benchmarks/recipe_ablation.py [--quick] [--seeds N] [--workdir DIR] [--json-out OUT]
         [--plot OUT.svg] [--only pretraining,cutmix,supplemental,distillation,beam]
         [--teacher-steps T] [--student-steps S] [--pretrain-steps P]
         [--pretrain-set KEY=V ...] [--teacher-set KEY=V ...] [--cutmix-set KEY=V ...]
@@ -584,7 +584,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="The ~19-minute look (smaller corpus, shorter runs).")
     parser.add_argument("--seeds", type=int, default=None, help="Training seeds per row (at least 3; default 3).")
     parser.add_argument("--workdir", type=Path, default=None, help="Corpora, runs and results (kept for --workdir reuse).")
-    parser.add_argument("--json", type=Path, default=None, help="Write the table and the comparisons here.")
+    parser.add_argument("--json-out", dest="json", type=Path, default=None, help="Write the table and the comparisons here.")
     parser.add_argument("--plot", type=Path, default=None, help="SVG of the rows and intervals (default WORKDIR/recipe_ablation.svg).")
     parser.add_argument("--only", default=",".join(GROUPS), help=f"Comma-separated groups out of {','.join(GROUPS)}.")
     parser.add_argument("--labelled", type=int, default=None, help="Labelled sequences (the unlabelled corpus is 10x).")

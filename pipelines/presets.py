@@ -516,6 +516,55 @@ def apply_overrides(parameters: Mapping[str, Any], overrides: Iterable[str]) -> 
     return values
 
 
+def resolved_stage_configs(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The config each training stage of a run trains with, from the run's pipeline parameters
+    (`runtime_parameters()` with any `key=value` applied): `resolve_config(stage, STAGE_preset,
+    STAGE_overrides)`, the call each training step makes (components/finetune.py, ...), for every
+    stage the run has; for the isolated-signs pipeline, its one fold training config under
+    `"signs"` (components/signs_plan.py's call). Stage -> config object (its `to_dict()` is what
+    a workdir's config.json holds, less `data_dir`, which the run sets)."""
+    if "signs_preset" in parameters:  # the isolated-signs pipeline: one fold training config
+        from pipelines.signs_presets import TRAINING_PREFIX
+        from signpipe.signs.config import resolve_config as resolve_signs
+
+        # the fold split and y scale are the pipeline's (its fold plan sets them on every fold's config:
+        # `signpipe.signs.fold_plan.fold_config`); a y_scale of 0 is estimated by the plan step
+        return {TRAINING_PREFIX: resolve_signs(parameters[f"{TRAINING_PREFIX}_preset"],
+                                               dict(parameters[f"{TRAINING_PREFIX}_overrides"]),
+                                               n_folds=parameters["n_folds"], fold_seed=parameters["fold_seed"],
+                                               y_scale=parameters["y_scale"])}
+    from signpipe.train import distill, noisy_student  # noqa: F401  (they register their stages)
+    from signpipe.train.config import STAGES, resolve_config
+
+    return {stage: resolve_config(stage, parameters[f"{stage}_preset"], parameters[f"{stage}_overrides"])
+            for stage in TRAINING_STAGES if f"{stage}_preset" in parameters and stage in STAGES}
+
+
+def resolve_preset(pipeline: str, name: str, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """What pipeline preset `name` (with `key=value` overrides, as `signpipe run` takes them) runs,
+    stage by stage: the stages in its DAG, each training stage's preset, the overrides the pipeline
+    preset puts on it and the config it resolves to (`resolved_stage_configs`), and the other
+    run-time parameters (gate thresholds, shards, quantization, ...). `signpipe presets` prints it."""
+    chosen = preset(name, pipeline)
+    parameters = apply_overrides(chosen.runtime_parameters(), overrides)
+    check_training_overrides(parameters)
+    configs = resolved_stage_configs(parameters)
+    if pipeline == "fingerspelling":
+        stages = [step for step in ("pretrain", "finetune", "align", "noisy_student", "distill")
+                  if (step == "align" and chosen.has("noisy_student")) or (step != "align" and chosen.has(step))]
+        stages = ["validate", "estimate-y-scale", "preprocess", *stages, "export", "evaluate", "gate", "publish"]
+    else:
+        stages = ["validate", "plan-folds", f"train-fold x {parameters['n_folds']}", "export-ensemble",
+                  "evaluate-signs", "gate-signs", "publish"]
+    training = {stage: {"preset": parameters[f"{stage}_preset"], "overrides": dict(parameters[f"{stage}_overrides"]),
+                        "config": {key: value for key, value in config.to_dict().items() if key not in ("data_dir", "fold")}}
+                for stage, config in configs.items()}
+    others = {key: value for key, value in parameters.items()
+              if not (key.endswith("_preset") or key.endswith("_overrides"))}
+    return {"pipeline": pipeline, "preset": chosen.name, "description": chosen.description,
+            "plumbing": chosen.plumbing, "stages": stages, "training": training, "parameters": others}
+
+
 def check_training_overrides(parameters: Mapping[str, Any]) -> None:
     """Resolve every training stage's config that `signpipe.train.config` knows, so a typo in
     `finetune.total_step=...` fails on the submitting machine instead of an hour into a run."""
@@ -524,9 +573,4 @@ def check_training_overrides(parameters: Mapping[str, Any]) -> None:
 
         check_signs_parameters(parameters)
         return
-    from signpipe.train import distill, noisy_student  # noqa: F401  (they register their stages)
-    from signpipe.train.config import STAGES, resolve_config
-
-    for stage in TRAINING_STAGES:
-        if f"{stage}_preset" in parameters and stage in STAGES:
-            resolve_config(stage, parameters[f"{stage}_preset"], parameters[f"{stage}_overrides"])
+    resolved_stage_configs(parameters)

@@ -117,7 +117,7 @@ class JobIdentity:
 def training_command_args(stage: str, data_dir: str, workdir: str, preset: str, overrides: Mapping[str, Any]) -> list[str]:
     """`signpipe train STAGE ...` arguments (the images' entrypoint is `signpipe`)."""
     items = [f"{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in overrides.items()]
-    return ["train", stage.replace("_", "-"), "--data", data_dir, "--workdir", workdir, "--preset", preset, *items]
+    return ["train", stage.replace("_", "-"), "--shards", data_dir, "--workdir", workdir, "--preset", preset, *items]
 
 
 # TPU VM machine types Vertex AI custom training accepts, as its documentation lists them

@@ -15,16 +15,33 @@ pair a model with the wrong decoding:
   `model.tflite` alone): output one score per sign of `sign_to_prediction_index_map.json`,
   reported as the top k signs.
 
-Inputs are recognized by their bytes, not their names: a parquet file in the fingerspelling
+Inputs are recognized by their bytes, not their names (a folder stands for the landmark parquet
+files under it, at any depth, so a corpus root predicts its whole corpus): a parquet file in the fingerspelling
 layout (wide columns, many sequences: every one is predicted, or those of `sequence_ids`), a
 parquet file in the asl-signs layout (long rows, one sequence), or a video, whose landmarks come
 from MediaPipe in the video environment (`signpipe.video.client`, docs/video.md). Landmarks that
 are not already the bundle's columns (long files, videos, for a fingerspelling bundle) are laid
 out as the wide columns the bundle names, the layout `signpipe.data.schema` defines.
+
+The true answer, when the input sits in a corpus: the nearest folder above a parquet file that
+holds a `train.csv` (with `sequence_id` and `phrase` or `sign`, as either Kaggle layout has it; a
+fingerspelling corpus' `supplemental_metadata.csv` too) is its corpus, and the sequence's row there
+gives `truth`; a prediction then also says whether it `match`es and, for a phrase, its normalized
+Levenshtein `score` ((N - D) / N, the competition's metric on that one sequence).
+
+The TFLite runtime announces its CPU delegate on the process' stderr at the first model call
+("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.", from C++, so neither Python's
+logging nor TF_CPP_MIN_LOG_LEVEL reaches it): that call runs with file descriptor 2 captured, and
+whatever else the runtime wrote then is passed on (`_native_stderr_filtered`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import os
+import sys
+import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -86,6 +103,30 @@ class Prediction:
     task: str
     phrase: str | None = None
     signs: tuple[SignScore, ...] = ()
+    truth: str | None = None
+    """the corpus' phrase or sign for the sequence, when the input sits in a corpus that has it"""
+
+    @property
+    def answer(self) -> str:
+        """The phrase, or the top sign ("" when there is none)."""
+        if self.task == FINGERSPELLING:
+            return self.phrase or ""
+        return self.signs[0].sign if self.signs else ""
+
+    @property
+    def match(self) -> bool | None:
+        """Whether the answer is the truth (None when the truth is not known)."""
+        return None if self.truth is None else self.answer == self.truth
+
+    @property
+    def score(self) -> float | None:
+        """A phrase's normalized Levenshtein score against the truth, (N - D) / N (None when not known,
+        for signs, or for an empty truth)."""
+        if self.task != FINGERSPELLING or not self.truth:
+            return None
+        from signpipe.metrics import levenshtein_totals
+
+        return levenshtein_totals([self.truth], [self.phrase or ""]).score
 
     def to_dict(self) -> dict[str, Any]:
         values: dict[str, Any] = {"input": str(self.input), "source": self.source, "sequence_id": self.sequence_id,
@@ -94,6 +135,11 @@ class Prediction:
             values["phrase"] = self.phrase
         else:
             values["signs"] = [{"sign": s.sign, "score": s.score} for s in self.signs]
+        if self.truth is not None:
+            values["truth"] = self.truth
+            values["match"] = self.match
+            if self.score is not None:
+                values["normalized_levenshtein"] = self.score
         return values
 
 
@@ -140,6 +186,7 @@ class BundlePredictor:
         self.label_map = label_map
         self.labels = character_table(label_map)
         self.runner = runner
+        self._called = False
         self.selected_columns = bundle.selected_columns
         if task == FINGERSPELLING:
             from signpipe.export.evaluate import FingerspellingProtocol
@@ -170,7 +217,13 @@ class BundlePredictor:
         return np.ascontiguousarray(frames[:, self._points, self._axes])
 
     def run(self, inputs: np.ndarray) -> np.ndarray:
-        """The scorer's call on one sequence's model input."""
+        """The scorer's call on one sequence's model input (the first one with the runtime's
+        delegate announcement kept off stderr)."""
+        if not self._called:
+            with _native_stderr_filtered():
+                outputs = self.runner(**{INPUT_NAME: inputs})[OUTPUT_NAME]
+            self._called = True
+            return np.asarray(outputs)
         return np.asarray(self.runner(**{INPUT_NAME: inputs})[OUTPUT_NAME])
 
     def phrase(self, outputs: np.ndarray) -> str:
@@ -191,6 +244,39 @@ class BundlePredictor:
         if self.task == FINGERSPELLING:
             return self.phrase(outputs), ()
         return None, self.top_signs(outputs, top_k)
+
+
+#: what the TFLite runtime prints on stderr that is not worth a reader's attention
+_RUNTIME_CHATTER = ("INFO: Created TensorFlow Lite", "INFO: Initialized TensorFlow Lite runtime")
+
+
+@contextlib.contextmanager
+def _native_stderr_filtered() -> Iterator[None]:
+    """Capture file descriptor 2 (where the C++ runtime writes) for the block; afterwards pass on
+    every captured line but the runtime's INFO announcements. When fd 2 cannot be captured (no
+    such descriptor), the block runs as it is."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    with tempfile.TemporaryFile() as capture:
+        try:
+            sys.stderr.flush()
+        except (AttributeError, ValueError):
+            pass
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            kept = [line for line in capture.read().decode("utf-8", "replace").splitlines(keepends=True)
+                    if line.strip() and not line.startswith(_RUNTIME_CHATTER)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
 
 
 def load_predictor(bundle: str | Path, *, threads: int = 1, map_path: str | Path | None = None) -> BundlePredictor:
@@ -257,6 +343,26 @@ def _long_sequence_id(path: Path) -> int | None:
     return int(path.stem) if path.stem.isdigit() else None
 
 
+def expand_folders(paths: Sequence[Path], problems: list[Problem]) -> tuple[list[Path], set[Path]]:
+    """`paths` with each folder replaced by the parquet files under it (any depth, sorted, hidden
+    folders and files left out); returns them and the set of those that came from a folder (a
+    parquet file there in neither landmark layout is passed over, not refused). A folder without
+    any parquet file is a problem."""
+    expanded: list[Path] = []
+    from_folder: set[Path] = set()
+    for path in paths:
+        if not path.is_dir():
+            expanded.append(path)
+            continue
+        found = sorted(p for p in path.rglob("*.parquet")
+                       if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        if not found:
+            problems.append(Problem(str(path), "expected landmark parquet files in the folder (at any depth), found none"))
+        expanded += found
+        from_folder.update(found)
+    return expanded, from_folder
+
+
 def plan_inputs(inputs: Iterable[str | Path], sequence_ids: Iterable[int] | None = None) -> list[PlannedInput]:
     """What each input is and which sequences of it to predict, every bad input named at once.
 
@@ -265,11 +371,12 @@ def plan_inputs(inputs: Iterable[str | Path], sequence_ids: Iterable[int] | None
     """
     from signpipe.video.inputs import HEADER_BYTES, identify_bytes
 
-    paths = [Path(p) for p in inputs]
-    if not paths:
-        raise InputError(Problem("inputs", "expected at least one landmark parquet file or video, found none"))
+    given = [Path(p) for p in inputs]
+    if not given:
+        raise InputError(Problem("inputs", "expected at least one landmark parquet file, folder or video, found none"))
     wanted = None if sequence_ids is None else {int(i) for i in sequence_ids}
     planned, problems = [], []
+    paths, from_folder = expand_folders(given, problems)
     for path in paths:
         if not path.exists():
             problems.append(Problem(str(path), "expected a landmark parquet file or a video, found no such file"))
@@ -297,6 +404,8 @@ def plan_inputs(inputs: Iterable[str | Path], sequence_ids: Iterable[int] | None
         except CorpusError as exc:
             problems += exc.problems
             continue
+        if layout is None and path in from_folder:  # a folder's other tables (a synthetic corpus' alignments)
+            continue
         if layout is None:
             found = quote_items(parquet.schema_arrow.names) or "no columns"
             problems.append(Problem(str(path), "expected a landmark file in the fingerspelling layout (sequence_id, "
@@ -322,9 +431,90 @@ def plan_inputs(inputs: Iterable[str | Path], sequence_ids: Iterable[int] | None
         if missing:
             problems.append(Problem("--sequence-id", f"expected sequence_id {quote_items(missing)} in the parquet "
                                                      "inputs, found no such sequence"))
+    if not planned and not problems:
+        problems.append(Problem(", ".join(map(str, given)), "expected landmark files (either Kaggle layout) or videos, "
+                                                            "found only other parquet files"))
     if problems:
         raise InputError(problems)
     return planned
+
+
+# --- the true answers ---------------------------------------------------------------------------
+
+METADATA_FILES = ("train.csv", "supplemental_metadata.csv")
+LABEL_COLUMNS = ("phrase", "sign")
+
+
+class CorpusTruth:
+    """The true phrase or sign of a sequence, from the corpus its file sits in: the nearest folder
+    above the file holding a `train.csv` with `sequence_id` and `phrase` or `sign` (plus, beside it,
+    `supplemental_metadata.csv`). Each corpus' metadata is read once."""
+
+    def __init__(self) -> None:
+        self._roots: dict[Path, Path | None] = {}
+        self._tables: dict[Path, tuple[dict[tuple[str, int], str], dict[int, str], set[str]]] = {}
+
+    def _table(self, root: Path) -> tuple[dict[tuple[str, int], str], dict[int, str], set[str]] | None:
+        if root in self._tables:
+            return self._tables[root]
+        import pandas as pd
+
+        by_path: dict[tuple[str, int], str] = {}
+        by_id: dict[int, str] = {}
+        listed: set[str] = set()
+        for name in METADATA_FILES:
+            path = root / name
+            if not path.is_file():
+                continue
+            try:
+                frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            except (OSError, ValueError, UnicodeDecodeError):
+                continue
+            label = next((c for c in LABEL_COLUMNS if c in frame.columns), None)
+            if label is None or "sequence_id" not in frame.columns:
+                continue
+            paths = frame["path"] if "path" in frame.columns else [""] * len(frame)
+            for file, sequence_id, truth in zip(paths, frame["sequence_id"], frame[label], strict=True):
+                if not str(sequence_id).strip().lstrip("-").isdigit():
+                    continue
+                by_path[(str(file), int(sequence_id))] = str(truth)
+                by_id.setdefault(int(sequence_id), str(truth))
+                listed.add(str(file))
+        table = (by_path, by_id, listed) if by_id else None
+        self._tables[root] = table  # type: ignore[assignment]
+        return table
+
+    def root_of(self, path: Path) -> Path | None:
+        """The corpus folder of `path`: the nearest ancestor whose train.csv names sequences."""
+        folder = path.resolve().parent
+        if folder in self._roots:
+            return self._roots[folder]
+        found = None
+        for candidate in (folder, *folder.parents):
+            if (candidate / METADATA_FILES[0]).is_file() and self._table(candidate) is not None:
+                found = candidate
+                break
+        self._roots[folder] = found
+        return found
+
+    def truth(self, path: Path, sequence_id: int | None) -> str | None:
+        if sequence_id is None:
+            return None
+        root = self.root_of(path)
+        if root is None:
+            return None
+        by_path, by_id, listed = self._table(root)  # type: ignore[misc]
+        relative = path.resolve().relative_to(root).as_posix()
+        if relative in listed:
+            return by_path.get((relative, int(sequence_id)))
+        return by_id.get(int(sequence_id))
+
+
+def with_truth(predictions: Iterable[Prediction], truths: CorpusTruth | None = None) -> list[Prediction]:
+    """`predictions` with `truth` set where the corpus of their file has it (videos have none)."""
+    truths = truths or CorpusTruth()
+    return [p if p.source == VIDEO else dataclasses.replace(p, truth=truths.truth(p.input, p.sequence_id))
+            for p in predictions]
 
 
 # --- predicting ---------------------------------------------------------------------------------
@@ -372,7 +562,8 @@ def predict(
     python: str | Path | None = None,
 ) -> list[Prediction]:
     """One `Prediction` per sequence of `inputs`, in input order (a wide file's sequences in the
-    order they first appear in it).
+    order they first appear in it; a folder's parquet files in path order), with the `truth` of
+    each sequence whose file sits in a corpus that has it.
 
     What needs no landmark read and no frame decoded (the bundle, each input's kind and layout,
     the sequence ids) is checked for all inputs before the first model call. All videos go
@@ -397,4 +588,4 @@ def predict(
         for k, (_, frames) in zip(videos, landmarked, strict=True):
             phrase, signs = predictor.predict(predictor.model_inputs(frames, str(planned[k].path)), top_k)
             by_input[k] = [Prediction(planned[k].path, VIDEO, None, len(frames), predictor.task, phrase, signs)]
-    return [prediction for predictions in by_input for prediction in predictions]
+    return with_truth(prediction for predictions in by_input for prediction in predictions)

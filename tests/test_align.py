@@ -250,9 +250,9 @@ def test_align_shards_and_the_command_write_the_artifact(tmp_path):
         if not row.alignment.impossible:
             assert len(collapse_alignment(row.alignment.frame_classes)) == len(row.phrase)
 
-    status = main(["align", "--model", str(tmp_path / "model"), "--data", str(shards), "--out", str(tmp_path / "cli"),
+    status = main(["align", "--workdir", str(tmp_path / "model"), "--shards", str(shards), "--out", str(tmp_path / "cli"),
                    "--min-confidence", "0", "--min-character-confidence", "0"])  # fmt: skip
     assert status == 0
     cli_summary = json.loads((tmp_path / "cli" / SUMMARY_FILE).read_text())
     assert cli_summary["splits"]["train"]["usable"] == 6 and list(cli_summary["splits"]) == ["train"]
-    assert main(["align", "--model", str(tmp_path / "nowhere"), "--data", str(shards), "--out", str(tmp_path / "x")]) == 2
+    assert main(["align", "--workdir", str(tmp_path / "nowhere"), "--shards", str(shards), "--out", str(tmp_path / "x")]) == 2

@@ -143,15 +143,15 @@ def test_distill_and_noisy_student_runs_from_the_command_line(tmp_path):
 
     shards = write_spelling_shards(tmp_path / "shards", n_train=16, n_validation=4)
     save_model(tmp_path / "teacher", "1x32")
-    assert main(["align", "--model", str(tmp_path / "teacher"), "--data", str(shards), "--out", str(tmp_path / "ali"),
+    assert main(["align", "--workdir", str(tmp_path / "teacher"), "--shards", str(shards), "--out", str(tmp_path / "ali"),
                  "--min-confidence", "0", "--min-character-confidence", "0"]) == 0  # fmt: skip
     common = ["total_steps=2", "warmup_steps=1", "eval_every=2", "checkpoint_every=2", "log_every=1", "batch_size=4",
               "eval_batch_size=4", "max_length=32", "length_bucket=16", "model=1x16", "model.heads=2"]  # fmt: skip
-    assert main(["train", "noisy-student", "--data", str(shards), "--workdir", str(tmp_path / "ns"), *common,
+    assert main(["train", "noisy-student", "--shards", str(shards), "--workdir", str(tmp_path / "ns"), *common,
                  f"alignments={tmp_path / 'ali'}", "cutmix_probability=1"]) == 0  # fmt: skip
     noisy = json.loads((tmp_path / "ns" / "final_metrics.json").read_text())
     assert noisy["step"] == 2 and noisy["aligned_usable"] == 16 and noisy["cutmix_probability"] == 1.0
-    assert main(["train", "distill", "--data", str(shards), "--workdir", str(tmp_path / "st"), *common,
+    assert main(["train", "distill", "--shards", str(shards), "--workdir", str(tmp_path / "st"), *common,
                  f"teacher={tmp_path / 'teacher'}"]) == 0  # fmt: skip
     distilled = json.loads((tmp_path / "st" / "final_metrics.json").read_text())
     assert distilled["teacher_model"] == "1x32" and distilled["teacher_step"] == 2 and distilled["kd_weight"] == 10.0

@@ -1,4 +1,4 @@
-"""`--checkpoint` resolution: a finetuning workdir gives its best checkpoint's EMA weights, a step
+"""`--workdir` resolution: a finetuning workdir gives its best checkpoint's EMA weights, a step
 directory that step's; the y scale comes from the run's shard manifest. A one-layer run of a few
 steps is enough (what the weights decode to is `test_export_e2e.py`'s business)."""
 
@@ -67,7 +67,7 @@ def test_a_step_directory_gives_that_steps_ema_weights(workdir: Path) -> None:
 
 def test_export_command_builds_the_checkpoint_with_the_runs_y_scale(workdir: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "bundle.zip"
-    status = main(["export", "--checkpoint", str(workdir / "checkpoints" / "6"), "--out", str(out),
+    status = main(["export", "--workdir", str(workdir / "checkpoints" / "6"), "--out", str(out),
                    "--quantize", "none", "--graph", "dynamic"])  # fmt: skip
     assert status == 0
     report = json.loads(capsys.readouterr().out)
@@ -88,7 +88,7 @@ def test_missing_checkpoints_and_unreachable_shards_are_user_errors(workdir: Pat
     config = load_checkpoint(workdir).config
     with pytest.raises(SignpipeError, match="--y-scale"):
         y_scale_of_run(dataclasses.replace(config, data_dir=str(tmp_path / "gone")), "run")
-    assert main(["export", "--checkpoint", str(tmp_path / "nothing"), "--out", str(tmp_path / "b.zip")]) == 2
+    assert main(["export", "--workdir", str(tmp_path / "nothing"), "--out", str(tmp_path / "b.zip")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
-    assert main(["export", "--checkpoint", str(workdir), "--out", str(tmp_path / "b.zip"), "--quantize", "int4"]) == 2
+    assert main(["export", "--workdir", str(workdir), "--out", str(tmp_path / "b.zip"), "--quantize", "int4"]) == 2
     assert not (tmp_path / "b.zip").exists()

@@ -1,7 +1,7 @@
 """The whole way from a corpus to a scored bundle, as the pipeline runs it: a synthetic corpus in the
 Kaggle layout, preprocessed, finetuned with the `smoke` preset (the run of `test_train_smoke.py`,
 which is what it takes for the model to emit characters at all), exported with the default
-options (fp16, `signpipe export --checkpoint`), then scored by `signpipe evaluate` and by the
+options (fp16, `signpipe export --workdir`), then scored by `signpipe evaluate` and by the
 independent scorer of `test_export.py`, and compared with the checkpoint's JAX model. Minutes on
 2 CPU cores (training), hence slow."""
 
@@ -38,7 +38,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict:
     generate_fingerspelling(root / "corpus", N_SEQUENCES, seed=31)
     preprocess(root / "corpus", root / "shards", validation_fraction=0.1)
     metrics = train_and_evaluate(resolve_config("finetune", "smoke", [f"data_dir={root / 'shards'}"]), root / "run")
-    assert main(["export", "--checkpoint", str(root / "run"), "--out", str(root / "bundle.zip")]) == 0
+    assert main(["export", "--workdir", str(root / "run"), "--out", str(root / "bundle.zip")]) == 0
     return {"root": root, "corpus": root / "corpus", "workdir": root / "run", "bundle": root / "bundle.zip", "metrics": metrics}
 
 

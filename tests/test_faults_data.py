@@ -325,10 +325,10 @@ def test_export_checks_its_destination_before_loading_or_converting(tmp_path, ca
 
     folder = unwritable_folder(tmp_path)
     monkeypatch.setattr(tflite, "load_checkpoint", lambda *a, **k: pytest.fail("loaded the checkpoint before checking --out"))
-    status = main(["export", "--checkpoint", str(tmp_path / "no-run"), "--out", str(folder / "bundle.zip")])
+    status = main(["export", "--workdir", str(tmp_path / "no-run"), "--out", str(folder / "bundle.zip")])
     output = capsys.readouterr()
     assert status == 2 and "is not writable" in output.err and "Traceback" not in output.err + output.out
     assert not (folder / "bundle.zip").exists()
     (tmp_path / "a-folder.zip").mkdir()
-    assert main(["export", "--checkpoint", str(tmp_path / "no-run"), "--out", str(tmp_path / "a-folder.zip")]) == 2
+    assert main(["export", "--workdir", str(tmp_path / "no-run"), "--out", str(tmp_path / "a-folder.zip")]) == 2
     assert "found a folder there" in capsys.readouterr().err

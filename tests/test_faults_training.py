@@ -72,7 +72,7 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
 
 
 def finetune(capsys, shards: Path, workdir: Path, *overrides: str) -> tuple[int, str, str]:
-    return run_cli(capsys, "train", "finetune", "--data", str(shards), "--workdir", str(workdir), "--preset", "smoke",
+    return run_cli(capsys, "train", "finetune", "--shards", str(shards), "--workdir", str(workdir), "--preset", "smoke",
                    *TINY, *overrides)  # fmt: skip
 
 
@@ -132,7 +132,7 @@ def test_a_learning_rate_that_diverges_stops_at_the_first_bad_step_and_keeps_the
         stage, shards, tmp_path, capsys):
     workdir = tmp_path / "run"
     tiny = TINY if stage == "finetune" else PRETRAIN_TINY
-    args = ["train", stage, "--data", str(shards), "--workdir", str(workdir), "--preset", "smoke", *tiny,
+    args = ["train", stage, "--shards", str(shards), "--workdir", str(workdir), "--preset", "smoke", *tiny,
             "total_steps=40", "learning_rate=1e4"]  # fmt: skip
     code, out, err = run_cli(capsys, *args)
     assert code == 2 and out == "" and "Traceback" not in err
@@ -286,7 +286,7 @@ def test_a_corpus_with_infinite_values_is_refused_before_training_naming_the_seq
     shard_dir = write_spelling_shards(tmp_path / "shards", n_train=8, n_validation=4)
     sequence_id = rewrite_with_inf(shard_dir, split)
     tiny = TINY if stage == "finetune" else PRETRAIN_TINY
-    code, _, err = run_cli(capsys, "train", stage, "--data", str(shard_dir), "--workdir", str(tmp_path / "run"),
+    code, _, err = run_cli(capsys, "train", stage, "--shards", str(shard_dir), "--workdir", str(tmp_path / "run"),
                            "--preset", "smoke", *tiny, "total_steps=4")  # fmt: skip
     assert code == 2 and "Traceback" not in err
     assert f"sequence {sequence_id}" in err and "infinite" in err
@@ -375,7 +375,7 @@ def test_a_nan_learning_rate_on_the_command_line_exits_2_before_touching_the_wor
 def finished_run(shards, tmp_path_factory) -> tuple[Path, dict]:
     """A finished 8-step run with checkpoints 4 and 8 (and its final metrics), to copy and damage."""
     workdir = tmp_path_factory.mktemp("finished") / "run"
-    code = main(["train", "finetune", "--data", str(shards), "--workdir", str(workdir), "--preset", "smoke", *TINY,
+    code = main(["train", "finetune", "--shards", str(shards), "--workdir", str(workdir), "--preset", "smoke", *TINY,
                  "total_steps=8", "checkpoint_every=4", "log_every=2"])  # fmt: skip
     assert code == 0
     return workdir, json.loads((workdir / "final_metrics.json").read_text())

@@ -123,7 +123,7 @@ def test_tight_thresholds_fail_with_a_clear_report(bundle: Path, corpus_dir: Pat
 def test_gate_command_exits_1_on_fail_and_0_on_pass(bundle: Path, corpus_dir: Path, tmp_path: Path, capsys) -> None:
     report = tmp_path / "gate.md"
     result_json = tmp_path / "gate.json"
-    common = ["gate", "--model", str(bundle), "--data", str(corpus_dir), "--report", str(report), "--json", str(result_json)]
+    common = ["gate", "--model", str(bundle), "--data", str(corpus_dir), "--report", str(report), "--json-out", str(result_json)]
     assert main([*common, "--max-mb", "0.05", "--min-score", "-1000"]) == 1
     printed = capsys.readouterr().out
     assert printed.startswith("# Gate: FAIL") and printed == report.read_text()

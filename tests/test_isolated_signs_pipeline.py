@@ -245,7 +245,7 @@ def test_submit_and_schedule_send_the_isolated_signs_run(vertex, capsys):  # noq
     assert train["image"].endswith("/signpipe-jax-cuda:abc123")
     assert train["resources"]["accelerator"]["resourceType"] == "NVIDIA_L4"
 
-    assert main(["schedule", "isolated-signs", "--cron", "0 4 * * 1", *common, "--display-name", "signs-weekly"]) == 0
+    assert main(["schedule", "isolated-signs", "--cron", "0 4 * * 1", *common, "--name", "signs-weekly"]) == 0
     (created,) = recorded("POST", "/schedules")
     job = created["body"]["createPipelineJobRequest"]["pipelineJob"]
     assert created["body"]["cron"] == "0 4 * * 1" and created["body"]["displayName"] == "signs-weekly"

@@ -39,6 +39,7 @@ from signpipe.errors import ConfigError, SignpipeError
 from signpipe.export.bundle import ARGS_FILE, MODEL_FILE
 from signpipe.export.evaluate import evaluate_bundle
 from signpipe.images import FAMILIES
+from signpipe.metrics import normalized_levenshtein
 from signpipe.predict import (
     FINGERSPELLING,
     ISOLATED_SIGNS,
@@ -191,12 +192,79 @@ def test_cli_prints_a_table_and_json(fingerspelling_bundle: Path, corpus_dir: Pa
     status, out, _ = run_cli(capsys, "predict", "--model", fingerspelling_bundle, wide_file,
                              "--sequence-id", sequence_id, "--json")
     assert status == 0
+    truth = str(row["phrase"])
     assert json.loads(out) == [{"input": str(wide_file), "source": WIDE_PARQUET, "sequence_id": sequence_id,
                                 "frames": len(corpus.read_sequence(sequence_id).frames), "task": FINGERSPELLING,
-                                "phrase": expected}]
+                                "phrase": expected, "truth": truth, "match": expected == truth,
+                                "normalized_levenshtein": normalized_levenshtein([truth], [expected])}]
     status, out, _ = run_cli(capsys, "predict", "--model", fingerspelling_bundle, wide_file)
     assert status == 0
     assert "fingerspelling" in out and str(row["sequence_id"]) in out and expected in out
+
+
+def test_a_corpus_folder_predicts_every_sequence_with_its_truth(fingerspelling_bundle: Path, corpus_dir: Path) -> None:
+    """A folder stands for the parquet files under it (the corpus root: its synth_alignment.parquet,
+    in neither landmark layout, is passed over); each sequence gets its train.csv phrase."""
+    corpus = open_corpus(corpus_dir)
+    files = sorted({corpus_dir / p for p in corpus.metadata["path"]})
+    by_files = predict(fingerspelling_bundle, files)
+    by_folder = predict(fingerspelling_bundle, [corpus_dir])
+    assert [(p.input, p.sequence_id, p.phrase) for p in by_folder] == [(p.input, p.sequence_id, p.phrase) for p in by_files]
+    phrases = dict(zip(corpus.metadata["sequence_id"].astype(int), corpus.metadata["phrase"], strict=True))
+    assert {p.sequence_id: p.truth for p in by_folder} == phrases
+    for prediction in by_folder:
+        assert prediction.match == (prediction.phrase == prediction.truth)
+        assert prediction.score == pytest.approx(normalized_levenshtein([prediction.truth], [prediction.phrase]))
+    # the sub-folder alone, and a copy outside any corpus (no truth there)
+    assert len(predict(fingerspelling_bundle, [corpus_dir / "train_landmarks"])) == len(by_folder)
+
+
+def test_no_truth_outside_a_corpus(fingerspelling_bundle: Path, corpus_dir: Path, tmp_path: Path) -> None:
+    corpus = open_corpus(corpus_dir)
+    lone = tmp_path / "lone.parquet"
+    shutil.copy(corpus_dir / corpus.metadata["path"].iloc[0], lone)
+    (prediction, *_) = predict(fingerspelling_bundle, [lone])
+    assert prediction.truth is None and prediction.match is None and prediction.score is None
+    assert "truth" not in prediction.to_dict()
+
+
+def test_cli_table_is_one_readable_row_per_sequence_and_quiet(fingerspelling_bundle: Path, corpus_dir: Path,
+                                                              capfd, monkeypatch) -> None:
+    """File names (the folder once, in the title), the truth and the score; and no TFLite runtime
+    chatter on stderr (it writes from C++ to file descriptor 2)."""
+    monkeypatch.setenv("COLUMNS", "160")
+    status = main(["predict", "--model", str(fingerspelling_bundle), str(corpus_dir)])
+    out, err = capfd.readouterr()
+    assert status == 0
+    assert "INFO" not in err and "XNNPACK" not in err and err == ""
+    corpus = open_corpus(corpus_dir)
+    rows = [line for line in out.splitlines() if ".parquet" in line and "files in" not in line]
+    assert len(rows) == len(corpus.metadata)
+    for line in rows:
+        assert str(corpus_dir) not in line and line.split()[0].endswith(".parquet")
+        assert line.split()[0].startswith("train_landmarks/") or "/" not in line.split()[0]
+    for sequence_id, phrase in zip(corpus.metadata["sequence_id"], corpus.metadata["phrase"], strict=True):
+        row = next(line for line in rows if f" {sequence_id} " in line)
+        assert phrase.split()[0] in row  # the truth is on the sequence's own row
+    assert f"of {len(corpus.metadata)} exact" in out
+
+
+def test_signs_truth_comes_from_the_asl_signs_train_csv(signs_bundle: Path, signs_sample: Path, capsys,
+                                                        monkeypatch) -> None:
+    metadata = pd.read_csv(signs_sample / "train.csv")
+    files = [signs_sample / name for name in SIGNS_SAMPLE_FILES]
+    predictions = predict(signs_bundle, files, top_k=3)
+    for path, prediction in zip(files, predictions, strict=True):
+        expected = metadata.loc[metadata["sequence_id"] == int(path.stem), "sign"].item()
+        assert prediction.truth == expected
+        assert prediction.match == (prediction.signs[0].sign == expected)
+        assert prediction.to_dict()["truth"] == expected and prediction.score is None
+    monkeypatch.setenv("COLUMNS", "160")
+    status, out, _ = run_cli(capsys, "predict", "--model", signs_bundle, *files, "--top", 3)
+    assert status == 0 and "truth" in out and "match" in out
+    for path, prediction in zip(files, predictions, strict=True):
+        assert path.name in out and prediction.truth in out
+        assert str(path) not in out
 
 
 # --- isolated signs -------------------------------------------------------------------------------
@@ -300,8 +368,9 @@ def test_bad_inputs_are_all_named_before_any_prediction(signs_bundle: Path, tmp_
     pq.write_table(pa.table({"a": [1, 2], "b": [0.5, 0.25]}), other_parquet)
     damaged = tmp_path / "damaged.parquet"
     damaged.write_bytes(b"PAR1" + b"\x00" * 40)
-    folder = tmp_path / "folder"
-    folder.mkdir()
+    folder = tmp_path / "folder"  # holds no parquet file
+    (folder / "notes").mkdir(parents=True)
+    (folder / "notes" / "readme.txt").write_text("nothing to predict")
     missing = tmp_path / "missing.parquet"
     with pytest.raises(InputError) as caught:
         predict(signs_bundle, [text, other_parquet, damaged, folder, missing])
@@ -311,7 +380,7 @@ def test_bad_inputs_are_all_named_before_any_prediction(signs_bundle: Path, tmp_
     assert "expected a landmark file in the fingerspelling layout" in problems["table.parquet"]
     assert "found a, b" in problems["table.parquet"]
     assert "expected a readable parquet file" in problems["damaged.parquet"]
-    assert "found a directory" in problems["folder"]
+    assert "expected landmark parquet files in the folder (at any depth), found none" in problems["folder"]
     assert "found no such file" in problems["missing.parquet"]
     status, _, err = run_cli(capsys, "predict", "--model", signs_bundle, text, other_parquet)
     assert status == 2 and "2 problems found" in err and "clip.mp4" in err and "table.parquet" in err

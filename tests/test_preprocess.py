@@ -123,7 +123,7 @@ def test_cli_preprocess_prints_the_splits_and_rejects_a_bad_corpus(fingerspellin
 
     out = tmp_path / "cli-shards"
     assert main(["landmarks", "preprocess", str(fingerspelling_corpus.root), "--out", str(out),
-                 "--y-scale", "1.9", "--shards", "2"]) == 0
+                 "--y-scale", "1.9", "--shard-count", "2"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["y_scale"] == 1.9 and printed["splits"]["train"]["shards"] == 2
     assert main(["landmarks", "preprocess", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x"),

@@ -21,7 +21,7 @@ def shards(tmp_path_factory):
 
 
 def test_finetune_runs_and_prints_final_metrics(shards, tmp_path, capsys):
-    code = main(["train", "finetune", "--data", str(shards), "--workdir", str(tmp_path / "run"), "--preset", "smoke", *TINY])
+    code = main(["train", "finetune", "--shards", str(shards), "--workdir", str(tmp_path / "run"), "--preset", "smoke", *TINY])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     metrics = json.loads(captured.out)
@@ -31,7 +31,7 @@ def test_finetune_runs_and_prints_final_metrics(shards, tmp_path, capsys):
 
 
 def test_show_config_applies_preset_and_overrides(shards, tmp_path, capsys):
-    args = ["--data", str(shards), "--workdir", str(tmp_path), "--preset", "kaggle5th", "--show-config"]
+    args = ["--shards", str(shards), "--workdir", str(tmp_path), "--preset", "kaggle5th", "--show-config"]
     assert main(["train", "finetune", *args, "learning_rate=1e-3", "model.dropout=0.2"]) == 0
     config = json.loads(capsys.readouterr().out)
     assert config["stage"] == "finetune" and config["model"] == "large" and config["batch_size"] == 256
@@ -57,12 +57,12 @@ def test_presets_are_listed(capsys):
     ],
 )
 def test_user_errors_are_one_line_messages(shards, tmp_path, capsys, extra, message):
-    assert main(["train", "finetune", "--data", str(shards), "--workdir", str(tmp_path), *extra]) == 2
+    assert main(["train", "finetune", "--shards", str(shards), "--workdir", str(tmp_path), *extra]) == 2
     err = capsys.readouterr().err
     assert "error:" in err and message in " ".join(err.split()) and "Traceback" not in err
 
 
 def test_missing_shards_are_reported(tmp_path, capsys):
-    code = main(["train", "finetune", "--data", str(tmp_path / "nowhere"), "--workdir", str(tmp_path / "w")])
+    code = main(["train", "finetune", "--shards", str(tmp_path / "nowhere"), "--workdir", str(tmp_path / "w")])
     assert code == 2
     assert "feature-shard directory not found" in " ".join(capsys.readouterr().err.split())

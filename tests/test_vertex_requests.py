@@ -251,6 +251,20 @@ def test_runs_list_and_show_read_job_states(vertex):
     assert details["console_url"] == submitted.console_url
 
 
+def test_runs_commands_go_to_vertex_when_a_project_is_named(vertex, tmp_path, capsys):
+    """`signpipe runs list|show` with --project: Vertex AI's runs; without one (or with --local):
+    this machine's (tests/test_runs_local.py)."""
+    submitted = submit(build_run_request(vertex, "gs://data/corpus", preset_name="smoke", image_tag="abc123"))
+    where = ["--project", PROJECT, "--region", REGION, "--api-endpoint", vertex.api_endpoint]
+    assert main(["runs", "list", *where, "--json"]) == 0
+    assert [run["job_id"] for run in json.loads(capsys.readouterr().out)] == [submitted.job_id]
+    assert main(["runs", "show", submitted.job_id, *where, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["job_id"] == submitted.job_id
+    assert main(["runs", "list", *where, "--local", "--runs-dir", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"where": "local", "runs_dir": str(tmp_path), "runs": [],
+                                                  "registries": []}
+
+
 @pytest.mark.parametrize("preset", ["small", "large"])
 def test_tpu_pretraining_custom_job_machine_specs(vertex, tmp_path, preset):
     workdir = tmp_path / "model"
@@ -281,7 +295,7 @@ def test_tpu_pretraining_custom_job_machine_specs(vertex, tmp_path, preset):
     assert container.get("env", []) == ([{"name": "SIGNPIPE_TPU_HOSTS", "value": "4"}] if preset == "large" else [])
     assert container["imageUri"] == f"{REGISTRY}/signpipe-jax-tpu:abc123"
     assert container["command"] == ["signpipe"]
-    assert container["args"] == ["train", "pretrain", "--data", "/gcs/bucket/features", "--workdir", str(workdir), "--preset",
+    assert container["args"] == ["train", "pretrain", "--shards", "/gcs/bucket/features", "--workdir", str(workdir), "--preset",
                                  preset, "total_steps=40", 'model_overrides={"dropout": 0.0}']
 
 

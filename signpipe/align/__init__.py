@@ -5,7 +5,7 @@
 - `artifact`: the alignments parquet (`write_alignments`, `read_alignments`).
 - `cutmix`: `temporal_cutmix` and `CutMixBatches`, the training batches that use the alignments.
 - `run`: `align_shards`, a checkpoint and a shard directory in, the artifact out
-  (`signpipe align --model CKPT --data SHARDS --out DIR`).
+  (`signpipe align --workdir RUN --shards SHARDS --out DIR`).
 
 `cutmix` and `run` are imported as modules of their own (`signpipe.align.cutmix`,
 `signpipe.align.run`), not from here: they pull in jax and the training stages, which themselves

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.text import Text
 
 from signpipe import __version__
+from signpipe.cli.options import examples, reflow_commands
 from signpipe.errors import CorpusError, SignpipeError
 
 app = typer.Typer(
@@ -24,6 +25,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    epilog=examples("signpipe run fingerspelling --local --preset smoke", "signpipe runs list",
+                    "signpipe predict --model bundle.zip corpus"),
 )
 err_console = Console(stderr=True)
 
@@ -42,11 +45,12 @@ def _root(
 
 
 def _register() -> None:
-    from signpipe.cli import data, extract, predict
+    from signpipe.cli import data, extract, predict, presets
 
     app.add_typer(data.app, name="data")
-    app.command("extract")(extract.extract)
-    app.command("predict")(predict.predict)
+    app.command("extract", epilog=extract.EPILOG)(extract.extract)
+    app.command("predict", epilog=predict.EPILOG)(predict.predict)
+    app.command("presets", epilog=presets.EPILOG)(presets.presets)
     for name in ("landmarks", "images", "train", "signs"):
         try:
             module = __import__(f"signpipe.cli.{name}", fromlist=["app"])
@@ -57,17 +61,18 @@ def _register() -> None:
         app.add_typer(module.app, name=name)
     from signpipe.cli import align, train, train_more
 
-    app.command("align")(align.align)
+    app.command("align", epilog=align.EPILOG)(align.align)
     train_more.add_commands(train.app)
 
     from signpipe.cli import export
 
     for command in (export.export, export.evaluate, export.gate):
-        app.command(command.__name__)(command)
+        app.command(command.__name__, epilog=export.EPILOGS[command.__name__])(command)
 
     from signpipe.cli import run
 
     run.register(app)
+    reflow_commands(app)
 
 
 _register()

@@ -1,7 +1,7 @@
-"""`signpipe align --model CKPT --data SHARDS --out DIR`: pseudo-align phrases with a trained model.
+"""`signpipe align --workdir RUN --shards SHARDS --out DIR`: pseudo-align phrases with a trained model.
 
-    signpipe align --model runs/teacher --data shards/ --out runs/alignments
-    signpipe align --model runs/teacher --data shards/ --out runs/alignments --split train --split validation
+    signpipe align --workdir runs/teacher --shards shards/ --out runs/alignments
+    signpipe align --workdir runs/teacher --shards shards/ --out runs/alignments --split train --split validation
 
 A top-level command (registered in `signpipe.cli`): it turns a trained model and feature shards
 into the alignments artifact that CutMix training (`signpipe train noisy-student`, `signpipe train
@@ -17,21 +17,28 @@ from pathlib import Path
 import typer
 
 from signpipe.align.viterbi import DEFAULT_MIN_CHARACTER_CONFIDENCE, DEFAULT_MIN_CONFIDENCE
+from signpipe.cli.options import examples, renamed
+
+EPILOG = examples("signpipe align --workdir runs/ft --shards shards --out runs/align",
+                  "signpipe align --workdir runs/ft --shards shards --out runs/align --which last")
 
 
 def align(
-    model: Path = typer.Option(..., "--model", help="Training workdir (finetune, noisy-student or distill run) "
-                                                    "whose checkpoint aligns; EMA weights."),
-    data: Path = typer.Option(..., "--data", help="Feature-shard directory (output of `signpipe landmarks preprocess`)."),
+    workdir: Path = typer.Option(..., "--workdir", help="Training folder (finetune, noisy-student or distill run) "
+                                                        "whose checkpoint aligns; EMA weights."),
+    shards: Path = typer.Option(..., "--shards", help="Feature-shard directory (output of `signpipe landmarks preprocess`)."),
     out: Path = typer.Option(..., "--out", help="Directory for alignments.parquet and alignment_summary.json."),
     split: list[str] = typer.Option(["train"], "--split", help="Shard split to align; repeat for several."),
-    checkpoint: str = typer.Option("best", "--checkpoint", help="best (by validation score) or last."),
+    which: str = typer.Option("best", "--which", help="Checkpoint of the workdir: best (by validation score) or last."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Sequences per model call."),
     min_confidence: float = typer.Option(DEFAULT_MIN_CONFIDENCE, "--min-confidence", min=0.0, max=1.0,
                                          help="Flag a sequence whose path has a lower mean frame probability."),
     min_character_confidence: float = typer.Option(DEFAULT_MIN_CHARACTER_CONFIDENCE, "--min-character-confidence",
                                                    min=0.0, max=1.0,
                                                    help="Flag a sequence with a character of lower mean probability."),
+    _old_model: str | None = renamed("--model", "--workdir"),
+    _old_data: str | None = renamed("--data", "--shards"),
+    _old_checkpoint: str | None = renamed("--checkpoint", "--which", "best or last, as `signpipe signs export --which`"),
 ) -> None:
     """Force-align every phrase of the shards to its frames with a trained CTC model (Viterbi)."""
     from rich.console import Console
@@ -43,12 +50,12 @@ def align(
     with Progress(TextColumn("aligning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("align", total=None)
         summary = align_shards(
-            model,
-            data,
+            workdir,
+            shards,
             out,
             splits=split,
             batch_size=batch_size,
-            which=checkpoint,
+            which=which,
             min_confidence=min_confidence,
             min_character_confidence=min_character_confidence,
             progress=lambda done, total: bar.update(task, completed=done, total=total),

@@ -16,9 +16,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from signpipe.cli.options import examples
 from signpipe.errors import SignpipeError
 
-app = typer.Typer(help="Corpora: validate a corpus directory, generate a synthetic one.", no_args_is_help=True)
+app = typer.Typer(help="Corpora: validate a corpus directory, generate a synthetic one.", no_args_is_help=True,
+                  epilog=examples("signpipe data synth fingerspelling --out corpus", "signpipe data validate corpus"))
 
 
 def _percent(fraction: float | None) -> str:
@@ -71,7 +73,7 @@ def _print_report(report, console: Console, max_problems: int) -> None:
         console.print(f"... and {n - max_problems:,} more (use --max-problems or --json to see them all)", highlight=False)
 
 
-@app.command()
+@app.command(epilog=examples("signpipe data validate corpus", "signpipe data validate corpus --json"))
 def validate(
     directory: Path = typer.Argument(..., help="Corpus root: the directory holding train.csv."),
     map_path: Path | None = typer.Option(None, "--map", help="Label map JSON, if not in the corpus or ../maps."),
@@ -101,7 +103,8 @@ class SynthKind(str, Enum):
     isolated_signs = "isolated-signs"
 
 
-@app.command()
+@app.command(epilog=examples("signpipe data synth fingerspelling --out corpus --sequences 200",
+                            "signpipe data synth isolated-signs --out signs-corpus --seed 1"))
 def synth(
     kind: SynthKind = typer.Argument(..., help="Which Kaggle layout to write: fingerspelling or isolated-signs."),
     out: Path = typer.Option(..., "--out", help="New corpus directory (must not exist or be empty)."),

@@ -1,9 +1,10 @@
 """`signpipe export`, `signpipe evaluate`, `signpipe gate`: from a checkpoint to a published bundle.
 
-    signpipe export --checkpoint runs/ft --out bundle.zip [--quantize fp16|int8|none] [--graph auto|fast|dynamic]
+    signpipe export --workdir runs/ft --out bundle.zip [--quantize fp16|int8|none] [--graph auto|fast|dynamic]
     signpipe evaluate --model bundle.zip --data corpus/ [--threads 1] [--predictions preds.csv]
     signpipe gate --model bundle.zip --data corpus/ [--champion current.zip] [--max-mb 40]
                   [--max-latency-ms 200 --latency-frames 128 --threads 1] [--min-score 0.5] [--margin 0.005]
+                  [--report gate.md] [--json-out gate.json]
 
 `export` and `evaluate` print JSON on stdout. `gate` prints its Markdown report and exits with
 status 1 when the bundle fails, so a script or pipeline step can stop on it.
@@ -16,14 +17,24 @@ from pathlib import Path
 
 import typer
 
+from signpipe.cli.options import examples, renamed
+
+EPILOGS = {
+    "export": examples("signpipe export --workdir runs/ft --out bundle.zip --quantize fp16"),
+    "evaluate": examples("signpipe evaluate --model bundle.zip --data corpus",
+                         "signpipe evaluate --model bundle.zip --data corpus --predictions preds.csv"),
+    "gate": examples("signpipe gate --model bundle.zip --data corpus --max-mb 40 --min-score 0.5",
+                     "signpipe gate --model bundle.zip --data corpus --champion old.zip --json-out gate.json"),
+}
+
 
 def _print_json(values: dict) -> None:
     typer.echo(json.dumps(values, indent=2))
 
 
 def export(
-    checkpoint: Path = typer.Option(
-        ..., "--checkpoint", help="Finetuning workdir (its best checkpoint, EMA weights) or WORKDIR/checkpoints/<step>."
+    workdir: Path = typer.Option(
+        ..., "--workdir", help="Training folder (its best checkpoint, EMA weights) or WORKDIR/checkpoints/<step>."
     ),
     out: Path = typer.Option(..., "--out", help="Bundle zip to write (model.tflite + inference_args.json)."),
     quantize: str = typer.Option("fp16", "--quantize", help="Weights: fp16, int8 (dynamic range) or none (fp32)."),
@@ -33,11 +44,12 @@ def export(
     y_scale: float | None = typer.Option(
         None, "--y-scale", help="Corpus y scale to build in; default: the manifest of the shards the run trained on."
     ),
+    _old_checkpoint: str | None = renamed("--checkpoint", "--workdir"),
 ) -> None:
     """Convert a trained fingerspelling model into a Kaggle-format TFLite bundle."""
     from signpipe.export.tflite import export_checkpoint
 
-    _print_json(export_checkpoint(checkpoint, out, quantize=quantize, graph=graph, y_scale=y_scale).to_dict())
+    _print_json(export_checkpoint(workdir, out, quantize=quantize, graph=graph, y_scale=y_scale).to_dict())
 
 
 def evaluate(
@@ -71,7 +83,8 @@ def gate(
     min_score: float = typer.Option(0.0, "--min-score", help="Lowest allowed score."),
     margin: float = typer.Option(0.0, "--margin", help="How far below the champion's score the bundle may be."),
     report: Path | None = typer.Option(None, "--report", help="Also write the Markdown report here."),
-    result_json: Path | None = typer.Option(None, "--json", help="Also write the result (criteria, thresholds) as JSON."),
+    result_json: Path | None = typer.Option(None, "--json-out", help="Also write the result (criteria, thresholds) as JSON."),
+    _old_json: str | None = renamed("--json", "--json-out"),
 ) -> None:
     """Pass or fail a bundle on size, latency and score (and a champion); exit status 1 on fail."""
     from signpipe.data.atomic import atomic_write_text

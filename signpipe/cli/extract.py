@@ -25,6 +25,11 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from signpipe.cli.options import examples
+
+EPILOG = examples("signpipe extract clips/*.mp4 --out corpus --layout isolated-signs",
+                  "signpipe extract a.mp4 b.mp4 --out corpus --layout fingerspelling --labels labels.csv")
+
 
 class Layout(str, Enum):
     fingerspelling = "fingerspelling"

@@ -17,8 +17,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from signpipe import images
+from signpipe.cli.options import examples
 
-app = typer.Typer(help="Step images: build and push them, or build them on Cloud Build.", no_args_is_help=True)
+app = typer.Typer(help="Step images: build and push them, or build them on Cloud Build.", no_args_is_help=True,
+                  epilog=examples("signpipe images list --registry europe-docker.pkg.dev/P/R --tag dev",
+                                  "signpipe images build --dry-run --registry europe-docker.pkg.dev/P/R"))
 console = Console()
 
 _REGISTRY_HELP = f"Docker registry REGION-docker.pkg.dev/PROJECT/REPO (default: ${images.REGISTRY_ENV})."
@@ -29,7 +32,7 @@ def _context(context: Path | None) -> Path:
     return images.find_build_context(context)
 
 
-@app.command("list")
+@app.command("list", epilog=examples("signpipe images list --registry europe-docker.pkg.dev/P/R --tag dev --json"))
 def list_images(
     registry: str = typer.Option(None, "--registry", help=_REGISTRY_HELP),
     tag: str = typer.Option(None, "--tag", help=_TAG_HELP),
@@ -50,7 +53,8 @@ def list_images(
     console.print(table)
 
 
-@app.command()
+@app.command(epilog=examples("signpipe images build --dry-run --registry europe-docker.pkg.dev/P/R",
+                            "signpipe images build --push -f cpu --registry europe-docker.pkg.dev/P/R"))
 def build(
     registry: str = typer.Option(None, "--registry", help=_REGISTRY_HELP),
     tag: str = typer.Option(None, "--tag", help=_TAG_HELP),
@@ -88,7 +92,7 @@ def build(
         console.print(f"[green]built[/] {escape(image.uri)} ({image.image_id}){pushed}", highlight=False)
 
 
-@app.command()
+@app.command(epilog=examples("signpipe images cloudbuild --registry europe-docker.pkg.dev/P/R --out build.sh"))
 def cloudbuild(
     registry: str = typer.Option(None, "--registry", help=_REGISTRY_HELP),
     tag: str = typer.Option(None, "--tag", help=_TAG_HELP),

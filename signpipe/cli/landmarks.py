@@ -12,10 +12,13 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Landmarks: the corpus' aspect ratio and the model's input features.", no_args_is_help=True)
+from signpipe.cli.options import examples, renamed
+
+app = typer.Typer(help="Landmarks: the corpus' aspect ratio and the model's input features.", no_args_is_help=True,
+                  epilog=examples("signpipe landmarks aspect corpus", "signpipe landmarks preprocess corpus --out shards"))
 
 
-@app.command()
+@app.command(epilog=examples("signpipe landmarks aspect corpus", "signpipe landmarks aspect corpus --method affine -n 200"))
 def aspect(
     corpus_dir: Path = typer.Argument(..., help="Corpus directory (asl-fingerspelling or asl-signs layout)."),
     # plain values checked by estimate_y_scale, whose ConfigError the root app prints in one line
@@ -42,13 +45,14 @@ def aspect(
     print(json.dumps(estimate.to_dict(), indent=2))
 
 
-@app.command()
+@app.command(epilog=examples("signpipe landmarks preprocess corpus --out shards",
+                             "signpipe landmarks preprocess corpus --out shards --shard-count 4 --by-participant -j 4"))
 def preprocess(
     corpus_dir: Path = typer.Argument(..., help="Corpus directory (asl-fingerspelling or asl-signs layout)."),
     out: Path = typer.Option(..., "--out", "-o", help="New directory for the feature shards and manifest.json."),
     y_scale: float | None = typer.Option(None, "--y-scale", help="The corpus' y scale; estimated (rigid) if omitted."),
     sequences_per_shard: int = typer.Option(512, "--sequences-per-shard", help="Shard size."),
-    shards: int | None = typer.Option(None, "--shards", help="Shards per split (overrides --sequences-per-shard)."),
+    shard_count: int | None = typer.Option(None, "--shard-count", help="Shards per split (overrides --sequences-per-shard)."),
     validation_fraction: float = typer.Option(0.05, "--validation-fraction", help="Share held out (seed: 0.05)."),
     by_participant: bool = typer.Option(False, "--by-participant", help="Keep each participant on one side of the split."),
     seed: int = typer.Option(42, "--seed", help="Split seed (seed recipe: 42)."),
@@ -62,6 +66,8 @@ def preprocess(
         False, "--drop-nonfinite",
         help="Leave out frames with non-finite values (inf, or a part partly NaN) and count them, instead of refusing the corpus.",
     ),
+    _old_shards: str | None = renamed("--shards", "--shard-count",
+                                      "how many shards per split; --shards always means a feature-shard folder"),
 ) -> None:
     """Turn a corpus into feature shards (raw input points per sequence) plus a manifest.
 
@@ -72,7 +78,7 @@ def preprocess(
     from signpipe.landmarks.preprocess import preprocess as run_preprocess
 
     manifest = run_preprocess(
-        corpus_dir, out, y_scale=y_scale, sequences_per_shard=sequences_per_shard, n_shards=shards,
+        corpus_dir, out, y_scale=y_scale, sequences_per_shard=sequences_per_shard, n_shards=shard_count,
         validation_fraction=validation_fraction, group_by_participant=by_participant, seed=seed,
         parts=part or None, map_path=map_path, workers=workers, overwrite=overwrite, drop_nonfinite=drop_nonfinite,
     )

@@ -17,9 +17,13 @@ from pathlib import Path
 
 import typer
 
+from signpipe.cli.options import examples
+
 app = typer.Typer(
     help="Isolated signs: k-fold ArcFace transformer training and the fold-ensemble TFLite export.",
     no_args_is_help=True,
+    epilog=examples("signpipe signs train --data corpus --workdir runs/signs --preset smoke",
+                    "signpipe signs export --workdir runs/signs --out signs.zip"),
     pretty_exceptions_enable=False,
 )
 
@@ -30,7 +34,8 @@ def _print_json(values: dict) -> None:
     typer.echo(strict_json(values, indent=2))
 
 
-@app.command()
+@app.command(epilog=examples("signpipe signs train --data corpus --workdir runs/signs --preset smoke --folds 0",
+                            "signpipe signs train --data corpus --workdir runs/signs --show-config blocks=2"))
 def train(
     data: Path = typer.Option(..., "--data", help="asl-signs corpus directory (train.csv, train_landmark_files/)."),
     workdir: Path = typer.Option(..., "--workdir", help="Run root: a fold_<i>/ run per fold; resumed if present."),
@@ -54,7 +59,8 @@ def train(
     _print_json(train_folds(config, workdir, chosen))
 
 
-@app.command()
+@app.command(epilog=examples("signpipe signs export --workdir runs/signs --out signs.zip",
+                            "signpipe signs export --workdir runs/signs --out signs.zip --which best"))
 def export(
     workdir: list[Path] = typer.Option(..., "--workdir", help="Run root with fold_<i>/ runs, or a fold run; repeatable."),
     out: Path = typer.Option(..., "--out", help="Bundle zip to write (model.tflite + inference_args.json)."),
@@ -67,9 +73,9 @@ def export(
     _print_json(export_ensemble(workdir, out, quantize=quantize, which=which).to_dict())
 
 
-@app.command()
+@app.command(epilog=examples("signpipe signs presets"))
 def presets() -> None:
-    """List the presets with the values each sets."""
+    """List the presets with the values each sets (a pipeline preset may override them: `signpipe presets isolated-signs`)."""
     from rich.console import Console
     from rich.table import Table
 

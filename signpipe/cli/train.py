@@ -1,7 +1,7 @@
 """`signpipe train`: run a training stage on feature shards.
 
-    signpipe train finetune --data shards/ --workdir runs/ft --preset smoke total_steps=500 model.dropout=0
-    signpipe train pretrain --data shards/ --workdir runs/pt --preset small
+    signpipe train finetune --shards shards/ --workdir runs/ft --preset smoke total_steps=500 model.dropout=0
+    signpipe train pretrain --shards shards/ --workdir runs/pt --preset small
     signpipe train presets finetune
 
 A run resumes by itself when its workdir holds checkpoints of the same config; a damaged last
@@ -9,7 +9,7 @@ checkpoint is set aside (moved to `checkpoints-damaged/`) and the run resumes fr
 A finished (or interrupted) run is extended by running it again with a larger `total_steps` and
 every other value as it was:
 
-    signpipe train finetune --data shards/ --workdir runs/ft --preset local total_steps=8000   # after 5000
+    signpipe train finetune --shards shards/ --workdir runs/ft --preset local total_steps=8000   # after 5000
 
 It continues from its last checkpoint; from there the learning rate follows the schedule of the
 new total (for the cosine schedule: back up to the value the longer schedule has at that step, then
@@ -28,13 +28,17 @@ from pathlib import Path
 
 import typer
 
+from signpipe.cli.options import examples, renamed
+
 app = typer.Typer(
-    help="Train models on feature shards: pretrain (Data2vec 2.0) and finetune (CTC).",
+    help="Train models on feature shards: pretrain (Data2vec 2.0), finetune (CTC), noisy-student, distill.",
+    epilog=examples("signpipe train finetune --shards shards --workdir runs/ft --preset smoke",
+                    "signpipe train presets finetune"),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
 
-DATA_OPTION = typer.Option(..., "--data", help="Feature-shard directory (output of `signpipe landmarks preprocess`).")
+SHARDS_OPTION = typer.Option(..., "--shards", help="Feature-shard directory (output of `signpipe landmarks preprocess`).")
 WORKDIR_OPTION = typer.Option(
     ..., "--workdir",
     help="Run directory: config, checkpoints, logs; resumed if it exists (a larger total_steps=N extends a finished run).",
@@ -44,17 +48,22 @@ OVERRIDES_ARGUMENT = typer.Argument(None, help="Config overrides key=value (mode
 SHOW_CONFIG_OPTION = typer.Option(False, "--show-config", help="Print the resolved config as JSON and exit.")
 
 
-def run_stage(stage_module: str, stage: str, data: Path, workdir: Path, preset: str, overrides: list[str] | None,
+def old_data_option():
+    """The refused `--data` of the training stages (they read feature shards: `--shards`)."""
+    return renamed("--data", "--shards")
+
+
+def run_stage(stage_module: str, stage: str, shards: Path, workdir: Path, preset: str, overrides: list[str] | None,
               show_config: bool) -> None:
     """What every `signpipe train` command does: the stage's config from its preset, `key=value`
-    overrides and `--data`; printed with `--show-config`, else trained (resumed when the workdir
+    overrides and `--shards`; printed with `--show-config`, else trained (resumed when the workdir
     holds checkpoints of the same config) and its final metrics printed as JSON."""
     import importlib
 
     from signpipe.train.config import resolve_config
 
     module = importlib.import_module(stage_module)  # registers the stage's config and presets
-    config = dataclasses.replace(resolve_config(stage, preset, list(overrides or [])), data_dir=str(data))
+    config = dataclasses.replace(resolve_config(stage, preset, list(overrides or [])), data_dir=str(shards))
     if show_config:
         typer.echo(json.dumps(config.to_dict(), indent=2))
         return
@@ -63,45 +72,68 @@ def run_stage(stage_module: str, stage: str, data: Path, workdir: Path, preset: 
     typer.echo(strict_json(module.train_and_evaluate(config, workdir), indent=2))
 
 
-@app.command()
+@app.command(epilog=examples("signpipe train finetune --shards shards --workdir runs/ft --preset smoke",
+                            "signpipe train finetune --shards shards --workdir runs/ft init_from=runs/pt"))
 def finetune(
-    data: Path = DATA_OPTION,
+    shards: Path = SHARDS_OPTION,
     workdir: Path = WORKDIR_OPTION,
     preset: str = PRESET_OPTION,
     overrides: list[str] | None = OVERRIDES_ARGUMENT,
     show_config: bool = SHOW_CONFIG_OPTION,
+    _old_data: str | None = old_data_option(),
 ) -> None:
     """CTC finetuning of the fingerspelling model; validation with greedy decoding and the
     normalized Levenshtein score."""
-    run_stage("signpipe.train.finetune", "finetune", data, workdir, preset, overrides, show_config)
+    run_stage("signpipe.train.finetune", "finetune", shards, workdir, preset, overrides, show_config)
 
 
-@app.command()
+@app.command(epilog=examples("signpipe train pretrain --shards shards --workdir runs/pt --preset smoke"))
 def pretrain(
-    data: Path = DATA_OPTION,
+    shards: Path = SHARDS_OPTION,
     workdir: Path = WORKDIR_OPTION,
     preset: str = PRESET_OPTION,
     overrides: list[str] | None = OVERRIDES_ARGUMENT,
     show_config: bool = SHOW_CONFIG_OPTION,
+    _old_data: str | None = old_data_option(),
 ) -> None:
     """Data2vec 2.0 pretraining of the encoder (its weights then start finetuning via init_from)."""
-    run_stage("signpipe.train.pretrain", "pretrain", data, workdir, preset, overrides, show_config)
+    run_stage("signpipe.train.pretrain", "pretrain", shards, workdir, preset, overrides, show_config)
 
 
-@app.command()
-def presets(stage: str = typer.Argument("finetune", help="finetune or pretrain.")) -> None:
-    """List a stage's presets with the values each sets."""
+STAGE_MODULES = {
+    "finetune": "signpipe.train.finetune",
+    "pretrain": "signpipe.train.pretrain",
+    "noisy-student": "signpipe.train.noisy_student",
+    "distill": "signpipe.train.distill",
+}
+"""Command name -> the module that trains (and registers) the stage."""
+
+
+@app.command(epilog=examples("signpipe train presets finetune", "signpipe train presets distill"))
+def presets(stage: str = typer.Argument("finetune", help="finetune, pretrain, noisy-student or distill.")) -> None:
+    """List a stage's presets with the values each sets (a pipeline preset may override them: `signpipe presets`)."""
+    import importlib
+
     from rich.console import Console
     from rich.table import Table
 
+    from signpipe.errors import ConfigError
     from signpipe.train.config import PRESETS, preset_names
 
+    command = stage.replace("_", "-")
+    if command not in STAGE_MODULES:
+        raise ConfigError(f"unknown training stage {stage!r}; expected one of {', '.join(STAGE_MODULES)}")
+    importlib.import_module(STAGE_MODULES[command])  # registers the stage and its presets
+    stage = command.replace("-", "_")
     names = preset_names(stage)
     keys = sorted({key for name in names for key in PRESETS[stage][name]})
-    table = Table(title=f"{stage} presets")
+    table = Table(title=f"{command} presets (what `signpipe train {command} --preset NAME` starts from)")
     table.add_column("key", no_wrap=True)  # the names are what a reader types: never cut them
     for name in names:
         table.add_column(name, overflow="fold")
     for key in keys:
         table.add_row(key, *(str(PRESETS[stage][name].get(key, "")) for name in names))
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    console.print("A pipeline preset may override these values for its own stages: see `signpipe presets PIPELINE "
+                  "--preset NAME` for what a pipeline trains with.", highlight=False, soft_wrap=True)

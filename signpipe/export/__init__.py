@@ -7,7 +7,7 @@
 - `evaluate`: the competition's scoring protocol with `ai_edge_litert`, plus latency and size.
 - `gate`: size / latency / score thresholds (and a champion), pass or fail with a Markdown report.
 
-    signpipe export --checkpoint runs/ft --out bundle.zip --quantize fp16
+    signpipe export --workdir runs/ft --out bundle.zip --quantize fp16
     signpipe evaluate --model bundle.zip --data corpus/
     signpipe gate --model bundle.zip --data corpus/ --champion current.zip
 

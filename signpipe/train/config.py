@@ -3,7 +3,7 @@
 A preset names a whole run (DESIGN.md "Presets name whole runs"); it is data on top of the
 dataclass defaults, and any field can be overridden from the command line:
 
-    signpipe train finetune --data shards/ --workdir runs/ft --preset smoke total_steps=500 model.dropout=0
+    signpipe train finetune --shards shards/ --workdir runs/ft --preset smoke total_steps=500 model.dropout=0
 
 or from Python:
 

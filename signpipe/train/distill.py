@@ -1,6 +1,6 @@
 """Knowledge distillation: a small student learns from a frozen teacher's per-frame decisions.
 
-    signpipe train distill --data shards/ --workdir runs/student --preset smoke teacher=runs/teacher
+    signpipe train distill --shards shards/ --workdir runs/student --preset smoke teacher=runs/teacher
 
 The seed's recipe (REFERENCE.md section 2, "Distillation"): the large teacher is frozen; on each
 training batch it labels every real frame with its argmax class (a hard target, as in DeiT); the

@@ -220,7 +220,7 @@ def _check_inputs(config: FinetuneConfig) -> None:
     if not isinstance(config, FinetuneConfig):
         raise ConfigError(f"finetune needs a FinetuneConfig, got {type(config).__name__}")
     if not config.data_dir:
-        raise ConfigError("finetune: no data_dir (pass --data SHARDS, or data_dir=PATH)")
+        raise ConfigError("finetune: no data_dir (pass --shards SHARDS, or data_dir=PATH)")
     if not Path(config.data_dir).is_dir():
         raise SignpipeError(f"{config.data_dir}: feature-shard directory not found (expected the output of preprocess)")
 

@@ -1,7 +1,7 @@
 """The noisy-student step: retrain the teacher with CutMix on its own pseudo-alignments.
 
-    signpipe align --model runs/teacher --data shards/ --out runs/alignments
-    signpipe train noisy-student --data shards/ --workdir runs/teacher-cutmix --preset smoke \\
+    signpipe align --workdir runs/teacher --shards shards/ --out runs/alignments
+    signpipe train noisy-student --shards shards/ --workdir runs/teacher-cutmix --preset smoke \\
         alignments=runs/alignments
 
 This is CTC finetuning (`signpipe.train.finetune`: same model, loss, optimizer, EMA, evaluation,
@@ -198,7 +198,7 @@ def check_data_dirs(config: NoisyStudentConfig) -> None:
     if not isinstance(config, NoisyStudentConfig):
         raise ConfigError(f"{STAGE} and distill need their own configs, got a {type(config).__name__}")
     if not config.data_dir:
-        raise ConfigError("no data_dir (pass --data SHARDS, or data_dir=PATH)")
+        raise ConfigError("no data_dir (pass --shards SHARDS, or data_dir=PATH)")
     for name in ("data_dir", "supplemental_data_dir"):
         path = getattr(config, name)
         if path and not Path(path).is_dir():

@@ -1,7 +1,7 @@
 """Data2vec 2.0 pretraining of the encoder: `train_and_evaluate(config, workdir)`.
 
-    signpipe train pretrain --data shards/ --workdir runs/pt --preset smoke
-    signpipe train finetune --data shards/ --workdir runs/ft --preset smoke init_from=runs/pt
+    signpipe train pretrain --shards shards/ --workdir runs/pt --preset smoke
+    signpipe train finetune --shards shards/ --workdir runs/ft --preset smoke init_from=runs/pt
 
 The method and its pieces are in `signpipe.train.data2vec`; this module runs them with the
 machinery every stage shares (config presets and overrides from `signpipe.train.config`,
@@ -67,7 +67,7 @@ def shard_dirs(data_dir: str) -> list[Path]:
     """The shard directories named by `data_dir` (one path, or several separated by commas)."""
     dirs = [Path(part.strip()) for part in str(data_dir).split(",") if part.strip()]
     if not dirs:
-        raise ConfigError("pretrain: no data_dir (pass --data SHARDS, or data_dir=DIR[,DIR...])")
+        raise ConfigError("pretrain: no data_dir (pass --shards SHARDS, or data_dir=DIR[,DIR...])")
     return dirs
 
 
