@@ -57,15 +57,14 @@ from rich.table import Table
 from signpipe.data.atomic import atomic_write_text
 from signpipe.errors import ConfigError, SignpipeError
 from signpipe.export.gate import PLUMBING_NOTE, shared_signers_note
+from signpipe.local_runs import (HOLDOUT_FILE, INDEX_FILE, LOG_FILE, PLUMBING_REGISTRY_DIR, REGISTRY_DIR, SUMMARY_FILE,
+                                 list_local_runs)
 
 RUNS_DIR = Path("runs")
-REGISTRY_DIR = "registry"
-PLUMBING_REGISTRY_DIR = "plumbing-registry"
-SUMMARY_FILE = "summary.json"
 CACHE_DIR = ".kfp-cache"
-LOG_FILE = "pipeline.log"
-HOLDOUT_FILE = "holdout.json"
 EVAL_CORPUS_SEED = 1
+EARLIER_RUNS = 5
+"""How many earlier runs of the same pipeline a run's page lists beside it."""
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _STARTED = re.compile(r"^Executing task '([^']+)'")
 _FINISHED = re.compile(r"^Task '([^']+)' finished with status (\w+)")
@@ -249,7 +248,7 @@ def run_files(run_dir: Path, outputs: Mapping[str, Any], summary: Mapping[str, A
 def write_run_page(run: LocalRun, error: str | None = None) -> Path:
     """`runs/<run>/index.html` (`signpipe.pages.run_index_page`) from what the run left: its
     summary, the gate's verdict when the gate ran, and its files."""
-    from signpipe.pages import INDEX_FILE, run_index_page
+    from signpipe.pages import run_index_page
 
     figures = run.summary
     notes = []
@@ -264,9 +263,11 @@ def write_run_page(run: LocalRun, error: str | None = None) -> Path:
             verdict = json.loads(verdict_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             verdict = None
+    earlier = [other.row() for other in list_local_runs(run.run_dir.parent, run.pipeline, EARLIER_RUNS + 1)
+               if other.folder.resolve() != run.run_dir.resolve()][:EARLIER_RUNS]
     path = run.run_dir / INDEX_FILE
     atomic_write_text(path, run_index_page(run.to_dict(), run.run_dir, notes, verdict,
-                                           run_files(run.run_dir, run.outputs, figures), error))
+                                           run_files(run.run_dir, run.outputs, figures), error, earlier))
     return path
 
 

@@ -255,7 +255,6 @@ def fingerspelling_evaluation_page(evaluation: Mapping[str, Any], rows: Sequence
 
 # --- the run's index page -------------------------------------------------------------------------
 
-INDEX_FILE = "index.html"
 
 
 @dataclass(frozen=True)
@@ -348,14 +347,32 @@ def _verdict_rows(criteria: Sequence[Mapping[str, Any]]) -> str:
     return "<table><tr><th>criterion</th><th>measured</th><th>threshold</th><th></th></tr>" + "".join(rows) + "</table>"
 
 
+def _earlier_rows(earlier: Sequence[Mapping[str, Any]], score: Any, run_dir: Path) -> str:
+    """One row per earlier run: when, preset, its score and this run's difference from it, its gate."""
+    rows = []
+    for other in earlier:
+        other_score = other.get("score")
+        scored = isinstance(other_score, (int, float))
+        difference = f"{score - other_score:+.4f}" if scored and isinstance(score, (int, float)) else "-"
+        name = (_link(other["report"], run_dir, str(other["name"])) if other.get("report")
+                else html.escape(str(other.get("name", "?"))))
+        gate = other.get("gate") or other.get("state") or "-"
+        rows.append(f"<tr><td>{name}</td><td>{html.escape(str(other.get('started') or '-'))}</td>"
+                    f"<td>{html.escape(str(other.get('preset') or '-'))}</td>"
+                    f"<td>{f'{other_score:.4f}' if scored else '-'}</td><td>{difference}</td><td>{html.escape(str(gate))}</td></tr>")
+    return ("<table><tr><th>run</th><th>started</th><th>preset</th><th>score</th><th>this run minus it</th><th>gate</th></tr>"
+            + "".join(rows) + "</table>")
+
+
 def run_index_page(run: Mapping[str, Any], run_dir: str | Path, notes: Sequence[str] = (),
                    verdict: Mapping[str, Any] | None = None, key_files: Mapping[str, str | Path] | None = None,
-                   error: str | None = None) -> str:
+                   error: str | None = None, earlier: Sequence[Mapping[str, Any]] = ()) -> str:
     """`runs/<run>/index.html`: `run` is the run's summary (`LocalRun.to_dict()`: pipeline,
     preset, succeeded, seconds, tasks, summary), `verdict` the gate's verdict JSON when the gate
     ran, `key_files` label -> path of the files to link (only those that exist are linked),
     `notes` the warnings shown first (plumbing preset, shared participants), `error` why the run
-    failed."""
+    failed, `earlier` the earlier runs of the same pipeline beside it, newest first
+    (`signpipe.local_runs.LocalRunInfo.row()`), each linked to its own page when it has one."""
     run_dir = Path(run_dir)
     figures: Mapping[str, Any] = run.get("summary") or {}
     pipeline = str(run.get("pipeline", ""))
@@ -417,6 +434,9 @@ def run_index_page(run: Mapping[str, Any], run_dir: str | Path, notes: Sequence[
     if verdict and verdict.get("criteria"):
         verdict_line = ('<p class="pass">gate PASSED</p>' if verdict.get("passed") else '<p class="fail">gate FAILED</p>')
         body.append("<h2>Gate</h2>" + verdict_line + _verdict_rows(verdict["criteria"]))
+
+    if earlier:
+        body.append("<h2>Earlier runs of this pipeline</h2>" + _earlier_rows(earlier, score, run_dir))
 
     pages = step_pages(run_dir)
     body.append("<h2>Step pages</h2>" + ("<ul>" + "".join(f"<li>{_link(path, run_dir, label)}</li>" for label, path in pages)

@@ -155,6 +155,34 @@ def test_run_index_page_headline_links_and_notes(tmp_path):
     assert ">train-fold #0</a>" in page and ">evaluate</a>" in page
 
 
+def test_run_index_page_compares_with_earlier_runs_read_from_their_folders(tmp_path):
+    import json
+
+    from signpipe.local_runs import list_local_runs
+
+    runs_dir = tmp_path / "runs"
+    older = runs_dir / "fingerspelling-local-20261201-090000"
+    older.mkdir(parents=True)
+    (older / "summary.json").write_text(json.dumps({"pipeline": "fingerspelling", "preset": "local", "succeeded": True,
+                                                    "summary": {"score": 0.8, "gate": "passed"}}))
+    (older / "index.html").write_text("<!DOCTYPE html><html><body>old</body></html>")
+    killed = runs_dir / "fingerspelling-local-20261202-090000"
+    killed.mkdir()
+    (killed / "parameters.json").write_text(json.dumps({"labels": {"preset": "local"}}))
+    other_task = runs_dir / "isolated-signs-local-20261202-100000"
+    other_task.mkdir()
+    (other_task / "summary.json").write_text(json.dumps({"pipeline": "isolated-signs", "summary": {"score": 0.99}}))
+    run_dir, run = fake_run(runs_dir)
+    earlier = [other.row() for other in list_local_runs(runs_dir, "fingerspelling") if other.folder != run_dir]
+    page = run_index_page(run, run_dir, earlier=earlier)
+    section = page.split("Earlier runs of this pipeline")[1]
+    assert "fingerspelling-local-20261201-090000" in section and "0.8000" in section and "-0.3000" in section
+    assert "incomplete" in section  # the killed run, without a score
+    assert "isolated-signs" not in section and "0.99" not in section
+    assert 'href="../fingerspelling-local-20261201-090000/index.html"' in section
+    assert (run_dir / "../fingerspelling-local-20261201-090000/index.html").is_file()
+
+
 def test_run_index_page_of_a_failed_run(tmp_path):
     run_dir, run = fake_run(tmp_path, succeeded=False)
     run["summary"] = {"corpus": run["summary"]["corpus"]}

@@ -354,7 +354,7 @@ def _verdict(figures: dict[str, Any]) -> str:
 
 
 def _list_local(runs_dir: Path, limit: int, pipeline: str | None, as_json: bool) -> None:
-    from signpipe.cli.local_runs import list_local_registries, list_local_runs
+    from signpipe.local_runs import list_local_registries, list_local_runs
 
     runs = list_local_runs(runs_dir, pipeline, limit)
     registries = list_local_registries(runs_dir, pipeline)
@@ -448,7 +448,7 @@ def runs_list(
 
 
 def _show_local(runs_dir: Path, name: str, as_json: bool) -> None:
-    from signpipe.cli.local_runs import LOG_FILE, find_local_run
+    from signpipe.local_runs import LOG_FILE, find_local_run
 
     run = find_local_run(runs_dir, name)
     if as_json:

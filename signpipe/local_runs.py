@@ -1,5 +1,5 @@
-"""`signpipe runs list|show` for the runs of this machine: `RUNS_DIR/<name>-<time>/` folders and
-the local model registries beside them.
+"""The runs of this machine, `RUNS_DIR/<name>-<time>/` folders, and the local model registries
+beside them: what `signpipe runs list|show` lists and what a run's page compares itself with.
 
 What `signpipe run --local` leaves (pipelines/local.py): each run folder holds `parameters.json`
 (written before the first task), `pipeline.log`, `summary.json` (written when the run ends: score,
@@ -25,8 +25,12 @@ from signpipe.errors import ConfigError, SignpipeError
 SUMMARY_FILE = "summary.json"
 PARAMETERS_FILE = "parameters.json"
 LOG_FILE = "pipeline.log"
-REPORT_FILE = "index.html"
-REGISTRY_DIRS = ("registry", "plumbing-registry")
+INDEX_FILE = "index.html"
+"""the run's page (`signpipe.pages.run_index_page`)"""
+HOLDOUT_FILE = "holdout.json"
+REGISTRY_DIR = "registry"
+PLUMBING_REGISTRY_DIR = "plumbing-registry"
+REGISTRY_DIRS = (REGISTRY_DIR, PLUMBING_REGISTRY_DIR)
 #: `<name>-YYYYmmdd-HHMMSS`, with `-N` when two runs of one name started in the same second
 _RUN_FOLDER = re.compile(r"^(?P<name>.+)-(?P<stamp>\d{8}-\d{6})(?:-(?P<extra>\d+))?$")
 
@@ -74,7 +78,7 @@ class LocalRunInfo:
 
     @property
     def report(self) -> Path | None:
-        path = self.folder / REPORT_FILE
+        path = self.folder / INDEX_FILE
         return path if path.is_file() else None
 
     def row(self) -> dict[str, Any]:
