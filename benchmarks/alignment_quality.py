@@ -9,7 +9,7 @@ A synthetic corpus (`signpipe.data.synth`) knows the frames in which each charac
 dominates (`read_ground_truth`: start/end frame per character). The trained model's per-frame
 log-probabilities of every sequence are computed once; then
 
-- `signpipe.align` (`ctc_forced_align`, Viterbi over the blank-interleaved label) gives each
+- `signpipe.fingerspelling.align` (`ctc_forced_align`, Viterbi over the blank-interleaved label) gives each
   character's frames on the best path ("path spans": a CTC model fires a character on a frame or
   two, so these are narrow) and `character_segments` widens them into a tiling of the spelled
   stretch (each blank run split at its middle);
@@ -89,9 +89,9 @@ def trained_model(workdir: Path, n_sequences: int, steps: int) -> tuple[Path, Pa
     import dataclasses
 
     from signpipe.data.synth import generate_fingerspelling, planted_y_scale
-    from signpipe.landmarks.preprocess import preprocess
-    from signpipe.train.config import resolve_config
-    from signpipe.train.finetune import train_and_evaluate
+    from signpipe.fingerspelling.preprocess import preprocess
+    from signpipe.fingerspelling.config import resolve_config
+    from signpipe.fingerspelling.finetune import train_and_evaluate
 
     corpus, shards, run = workdir / "corpus", workdir / "shards", workdir / "model"
     generate_fingerspelling(corpus, n_sequences, seed=0)
@@ -114,13 +114,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     args = parser.parse_args()
 
-    from signpipe.align import character_segments, ctc_forced_align
-    from signpipe.align.run import make_log_prob_function
+    from signpipe.fingerspelling.align import character_segments, ctc_forced_align
+    from signpipe.fingerspelling.align.run import make_log_prob_function
     from signpipe.data.synth import read_ground_truth
     from signpipe.landmarks import features
-    from signpipe.landmarks.shards import load_split, read_manifest
-    from signpipe.train.data import FEATURES_PER_FRAME, bucket_length, character_map_of, encode_phrase
-    from signpipe.train.finetune import load_finetuned_model
+    from signpipe.fingerspelling.shards import load_split, read_manifest
+    from signpipe.fingerspelling.data import FEATURES_PER_FRAME, character_map_of, encode_phrase
+    from signpipe.train.batching import bucket_length
+    from signpipe.fingerspelling.finetune import load_finetuned_model
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="signpipe-alignment-"))
     workdir.mkdir(parents=True, exist_ok=True)

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from signpipe.landmarks import features
-from signpipe.landmarks.preprocess import plan_shards, preprocess
-from signpipe.landmarks.shards import load_split
+from signpipe.fingerspelling.preprocess import plan_shards, preprocess
+from signpipe.fingerspelling.shards import load_split
 
 
 def baseline_preprocess(corpus_dir: Path, out_dir: Path, plan: dict) -> int:

@@ -30,10 +30,10 @@ import time
 from pathlib import Path
 
 from signpipe.data.synth import generate_fingerspelling, planted_y_scale
-from signpipe.landmarks.preprocess import preprocess
-from signpipe.landmarks.shards import MANIFEST
-from signpipe.train import finetune, pretrain
-from signpipe.train.config import resolve_config
+from signpipe.fingerspelling.preprocess import preprocess
+from signpipe.fingerspelling.shards import MANIFEST
+from signpipe.fingerspelling import finetune, pretrain
+from signpipe.fingerspelling.config import resolve_config
 from signpipe.train.reporting import read_metrics
 
 

@@ -59,7 +59,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as futures
 import dataclasses
-import hashlib
 import json
 import math
 import multiprocessing
@@ -138,8 +137,8 @@ def subset_corpus(source: Path, out: Path, n: int | None = None, fraction: float
 
 def build_corpora(root: Path, scale: Scale) -> dict[str, str]:
     from signpipe.data.synth import generate_fingerspelling, planted_y_scale
-    from signpipe.landmarks.preprocess import preprocess
-    from signpipe.landmarks.shards import MANIFEST
+    from signpipe.fingerspelling.preprocess import preprocess
+    from signpipe.fingerspelling.shards import MANIFEST
 
     workers = os.cpu_count() or 1
     data = root / "data"
@@ -191,13 +190,13 @@ def pin_worker(cores: Any) -> None:
 
 
 def _stage_module(stage: str) -> Any:
-    from signpipe.train import distill, finetune, noisy_student, pretrain
+    from signpipe.fingerspelling import distill, finetune, noisy_student, pretrain
 
     return {"finetune": finetune, "noisy_student": noisy_student, "distill": distill, "pretrain": pretrain}[stage]
 
 
 def _train(stage: str, overrides: Sequence[str], data_dir: str, workdir: Path) -> dict[str, Any]:
-    from signpipe.train.config import resolve_config
+    from signpipe.fingerspelling.config import resolve_config
 
     config = dataclasses.replace(resolve_config(stage, PRESET, list(overrides)), data_dir=data_dir)
     started = time.perf_counter()
@@ -212,7 +211,7 @@ def _jsonable(values: Any) -> Any:
 def model_job(spec: dict[str, Any]) -> dict[str, Any]:
     """Train, export the bundle, score it on the held-out corpus and on its training corpus."""
     from signpipe.export.evaluate import evaluate_bundle
-    from signpipe.export.tflite import export_checkpoint
+    from signpipe.fingerspelling.export import export_checkpoint
 
     workdir = Path(spec["workdir"])
     result = _train(spec["stage"], spec["overrides"], spec["data_dir"], workdir)
@@ -242,7 +241,7 @@ def pretrain_job(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def align_job(spec: dict[str, Any]) -> dict[str, Any]:
-    from signpipe.align.run import align_shards
+    from signpipe.fingerspelling.align.run import align_shards
 
     started = time.perf_counter()
     out = {}
@@ -254,12 +253,12 @@ def align_job(spec: dict[str, Any]) -> dict[str, Any]:
 
 def decode_job(spec: dict[str, Any]) -> dict[str, Any]:
     """Greedy against prefix beam search on the same model's held-out log-probabilities."""
-    from signpipe.align.run import make_log_prob_function
-    from signpipe.decode import beam_search_phrases, decode_phrases
-    from signpipe.landmarks.shards import read_manifest
+    from signpipe.fingerspelling.align.run import make_log_prob_function
+    from signpipe.fingerspelling.decode import beam_search_phrases, decode_phrases
+    from signpipe.fingerspelling.shards import read_manifest
     from signpipe.metrics import normalized_levenshtein
-    from signpipe.train.data import character_map_of, load_labelled_split, validation_batches
-    from signpipe.train.finetune import load_finetuned_model
+    from signpipe.fingerspelling.data import character_map_of, load_labelled_split, validation_batches
+    from signpipe.fingerspelling.finetune import load_finetuned_model
 
     model, config, _ = load_finetuned_model(spec["teacher"], which="best", use_ema=True)
     shards = spec["heldout_shards"]

@@ -6,7 +6,7 @@
     .venv/bin/python benchmarks/tflite_latency.py --reuse /tmp/variants   # ... and time them again later
 
 Variants: fp32 / fp16 / int8 (dynamic range) weights x the dynamic graph (symbolic time axis) and
-the fast graph (fixed-length buckets, `signpipe.export.tflite`). Each cell times the
+the fast graph (fixed-length buckets, `signpipe.fingerspelling.export`). Each cell times the
 `serving_default` signature call with `ai_edge_litert` (the scorer's runtime) as the scorer makes
 it, the length changing from call to call (T and T - 1 alternate), after a warm-up call; p50 of
 wall time and of process CPU time (on a shared machine CPU time is the steadier figure; with one
@@ -74,9 +74,9 @@ def main() -> None:
 
     from signpipe.export.evaluate import signature_runner
     from signpipe.export.gate import probe_inputs
-    from signpipe.export.tflite import jax_outputs_function, to_tflite_variants
+    from signpipe.fingerspelling.export import jax_outputs_function, to_tflite_variants
     from signpipe.landmarks import features
-    from signpipe.models import build_ctc_model, count_params, model_config
+    from signpipe.fingerspelling.model import build_ctc_model, count_params, model_config
 
     frame_counts = [int(t) for t in args.frames.split(",")]
     quantizations = args.quantize.split(",")

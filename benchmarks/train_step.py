@@ -4,7 +4,7 @@ GPU/TPU, FLOPs utilization from the compiled step's own cost analysis.
     .venv/bin/python benchmarks/train_step.py                      # tiny, small (+ large on accelerators)
     .venv/bin/python benchmarks/train_step.py --sizes large --batch 64 --length 384 --steps 20
 
-The step is the real one (`signpipe.train.finetune.make_train_step`: CTC loss, AdamW, clipping,
+The step is the real one (`signpipe.fingerspelling.finetune.make_train_step`: CTC loss, AdamW, clipping,
 EMA, dropout on, data-parallel over every device) on a random batch of `--batch` sequences of
 `--length` frames with 24-character labels. Utilization compares the achieved FLOP/s with the
 device's dense bf16 peak (the step runs in float32, so on GPUs matmuls may use TF32, whose dense
@@ -26,9 +26,9 @@ from flax import nnx
 from rich.console import Console
 from rich.table import Table
 
-from signpipe.models import count_params
-from signpipe.train.config import preset
-from signpipe.train.finetune import build_model, make_train_step
+from signpipe.fingerspelling.model import count_params
+from signpipe.fingerspelling.config import preset
+from signpipe.fingerspelling.finetune import build_model, make_train_step
 from signpipe.train.mesh import check_batch_size, make_mesh, replicate, shard_batch
 from signpipe.train.optim import build_optimizer
 

@@ -1,4 +1,4 @@
-"""Align: CTC pseudo-alignment of every training phrase on the teacher (`signpipe.align.run`)."""
+"""Align: CTC pseudo-alignment of every training phrase on the teacher (`signpipe.fingerspelling.align.run`)."""
 
 from kfp import dsl
 from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output
@@ -12,8 +12,8 @@ def align(features: Input[Dataset], teacher: Input[Model], min_confidence: float
     """Where each character of each training phrase sits, by the teacher; sequences below the
     confidences are flagged (CutMix leaves them out) and counted, `report` shows `examples`."""
     from components import html_report
-    from signpipe.align.artifact import read_alignments
-    from signpipe.align.run import align_shards
+    from signpipe.fingerspelling.align.artifact import read_alignments
+    from signpipe.fingerspelling.align.run import align_shards
     from signpipe.reports import alignment_examples, alignment_report, record_metrics
 
     summary = align_shards(teacher.path, features.path, alignments.path, min_confidence=min_confidence,

@@ -1,4 +1,4 @@
-"""Distill: the student learns from the frozen teacher's hard targets (`signpipe.train.distill`)."""
+"""Distill: the student learns from the frozen teacher's hard targets (`signpipe.fingerspelling.distill`)."""
 
 from kfp import dsl
 from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output
@@ -15,8 +15,8 @@ def distill(features: Input[Dataset], teacher: Input[Model], preset: str, overri
 
     from components import html_report
     from signpipe.reports import record_metrics, training_report
-    from signpipe.train.config import resolve_config
-    from signpipe.train.distill import STAGE, train_and_evaluate
+    from signpipe.fingerspelling.config import resolve_config
+    from signpipe.fingerspelling.distill import STAGE, train_and_evaluate
 
     config = resolve_config(STAGE, preset, overrides)
     config = dataclasses.replace(config, data_dir=features.path, teacher=teacher.path,

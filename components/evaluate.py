@@ -19,7 +19,7 @@ def evaluate(bundle: Input[Model], eval_corpus: Input[Dataset], threads: int, ev
     from components import html_report
     from signpipe.data.atomic import atomic_write_text
     from signpipe.export.evaluate import evaluate_bundle, result_json, write_predictions
-    from signpipe.pages import fingerspelling_evaluation_page
+    from signpipe.fingerspelling.report import fingerspelling_evaluation_page
     from signpipe.reports import record_metrics
 
     result = evaluate_bundle(Path(bundle.path) / "model.zip", eval_corpus.path, threads=threads)

@@ -17,12 +17,11 @@ def export(student: Input[Model], features: Input[Dataset], quantize: str, graph
     import shutil
     from pathlib import Path
 
-    from signpipe.export.tflite import export_checkpoint
-    from signpipe.landmarks.shards import read_manifest
+    from signpipe.fingerspelling.export import export_checkpoint
+    from signpipe.fingerspelling.shards import read_checked_manifest
     from signpipe.registry import TRAINING_CURVES_FILE
-    from signpipe.train import distill, noisy_student  # noqa: F401  (their workdirs' configs must be known)
 
-    y_scale = float(read_manifest(features.path)["y_scale"])
+    y_scale = float(read_checked_manifest(features.path, "export", phrases=False)["y_scale"])
     result = export_checkpoint(student.path, Path(bundle.path) / "model.zip", quantize=quantize, graph=graph, y_scale=y_scale)
     bundle.metadata.update({key: value for key, value in result.to_dict().items() if key not in ("path", "checkpoint")})
     bundle.metadata["file"] = "model.zip"

@@ -1,4 +1,4 @@
-"""Finetune the teacher: CTC training on the feature shards (`signpipe.train.finetune`)."""
+"""Finetune the teacher: CTC training on the feature shards (`signpipe.fingerspelling.finetune`)."""
 
 from kfp import dsl
 from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output
@@ -15,8 +15,8 @@ def finetune(features: Input[Dataset], preset: str, overrides: dict, model: Outp
 
     from components import html_report
     from signpipe.reports import record_metrics, training_report
-    from signpipe.train.config import resolve_config
-    from signpipe.train.finetune import train_and_evaluate
+    from signpipe.fingerspelling.config import resolve_config
+    from signpipe.fingerspelling.finetune import train_and_evaluate
 
     config = resolve_config("finetune", preset, overrides)
     config = dataclasses.replace(config, data_dir=features.path, init_from=pretrained.path if pretrained is not None else config.init_from)

@@ -1,5 +1,5 @@
 """Noisy student: retrain the teacher with temporal CutMix on its own pseudo-alignments
-(`signpipe.train.noisy_student`)."""
+(`signpipe.fingerspelling.noisy_student`)."""
 
 from kfp import dsl
 from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output
@@ -17,8 +17,8 @@ def noisy_student(features: Input[Dataset], alignments: Input[Dataset], preset: 
 
     from components import html_report
     from signpipe.reports import record_metrics, training_report
-    from signpipe.train.config import resolve_config
-    from signpipe.train.noisy_student import STAGE, train_and_evaluate
+    from signpipe.fingerspelling.config import resolve_config
+    from signpipe.fingerspelling.noisy_student import STAGE, train_and_evaluate
 
     config = resolve_config(STAGE, preset, overrides)
     config = dataclasses.replace(config, data_dir=features.path, alignments=alignments.path,

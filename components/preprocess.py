@@ -3,7 +3,7 @@
 `plan_shards` reads the metadata and decides which sequences go into which shard; the pipeline
 runs `write_shard` once per shard in a `dsl.ParallelFor`, and `gather_shards` collects the
 shards (`dsl.Collected`) into one shard directory whose manifest, written last, carries the y
-scale (`signpipe.landmarks.preprocess`).
+scale (`signpipe.fingerspelling.preprocess`).
 """
 
 from typing import List
@@ -31,8 +31,8 @@ def plan_shards(
     from pathlib import Path
 
     from signpipe.data.atomic import atomic_write_text
-    from signpipe.landmarks.preprocess import PLAN
-    from signpipe.landmarks.preprocess import plan_shards as plan_corpus_shards
+    from signpipe.fingerspelling.preprocess import PLAN
+    from signpipe.fingerspelling.preprocess import plan_shards as plan_corpus_shards
 
     shard_plan = plan_corpus_shards(corpus.path, n_shards=n_shards, validation_fraction=validation_fraction,
                                     group_by_participant=group_by_participant, seed=split_seed)
@@ -50,7 +50,7 @@ def write_shard(plan: Input[Dataset], index: int, shard: Output[Dataset]):
     from pathlib import Path
 
     from signpipe.data.atomic import atomic_write_text
-    from signpipe.landmarks.preprocess import PLAN, write_planned_shard
+    from signpipe.fingerspelling.preprocess import PLAN, write_planned_shard
 
     shard_plan = json.loads((Path(plan.path) / PLAN).read_text(encoding="utf-8"))
     stats = write_planned_shard(shard_plan, index, shard.path)
@@ -68,7 +68,7 @@ def gather_shards(plan: Input[Dataset], shards: Input[List[Dataset]], y_scale: f
     from pathlib import Path
 
     from signpipe.data.atomic import atomic_write_text
-    from signpipe.landmarks.preprocess import PLAN, gather
+    from signpipe.fingerspelling.preprocess import PLAN, gather
     from signpipe.reports import record_metrics
 
     shard_plan = json.loads((Path(plan.path) / PLAN).read_text(encoding="utf-8"))

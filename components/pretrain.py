@@ -1,4 +1,4 @@
-"""Pretrain: Data2vec 2.0 on every sequence of the feature shards (`signpipe.train.pretrain`).
+"""Pretrain: Data2vec 2.0 on every sequence of the feature shards (`signpipe.fingerspelling.pretrain`).
 
 Two forms of the same step: `pretrain` trains inside the step (locally, or on a Vertex step's own
 CPU/GPU machine), `pretrain_on_custom_job` launches the identical `signpipe train pretrain` command
@@ -21,8 +21,8 @@ def pretrain(features: Input[Dataset], preset: str, overrides: dict, model: Outp
 
     from components import html_report
     from signpipe.reports import record_metrics, training_report
-    from signpipe.train.config import resolve_config
-    from signpipe.train.pretrain import train_and_evaluate
+    from signpipe.fingerspelling.config import resolve_config
+    from signpipe.fingerspelling.pretrain import train_and_evaluate
 
     config = dataclasses.replace(resolve_config("pretrain", preset, overrides), data_dir=features.path)
     final = train_and_evaluate(config, model.path)

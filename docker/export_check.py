@@ -2,7 +2,7 @@
 
 Run inside the cpu image by docker/images-check.sh (`python - < docker/export_check.py`): it
 synthesizes a small fingerspelling corpus, converts a freshly initialized tiny model with
-`signpipe.export.tflite.export_model` (TensorFlow's converter, what the export step runs), and
+`signpipe.fingerspelling.export.export_model` (TensorFlow's converter, what the export step runs), and
 scores the bundle with `evaluate_bundle` (ai_edge_litert, what evaluate and gate run). The score
 of an untrained model means nothing; what is checked is that conversion and inference work in the
 image as built (which leaves libclang and tensorflow/include out of the locked environment).
@@ -18,8 +18,8 @@ from flax import nnx
 
 from signpipe.data.synth import generate_fingerspelling, planted_y_scale
 from signpipe.export.evaluate import evaluate_bundle
-from signpipe.export.tflite import export_model
-from signpipe.models import build_ctc_model, model_config
+from signpipe.fingerspelling.export import export_model
+from signpipe.fingerspelling.model import build_ctc_model, model_config
 
 
 def main() -> int:

@@ -183,10 +183,10 @@ class PipelinePreset:
     y_scale_method: str = "rigid"
     align_min_confidence: float = 0.5
     align_min_character_confidence: float = 0.05
-    """Alignments below these confidences are flagged and left out of CutMix (`signpipe.align`)."""
+    """Alignments below these confidences are flagged and left out of CutMix (`signpipe.fingerspelling.align`)."""
     quantize: str = "fp16"
     export_graph: str = "fast"
-    """`signpipe.export.tflite` graph: "fast" (fixed-length copies, what production ships) or
+    """`signpipe.fingerspelling.export` graph: "fast" (fixed-length copies, what production ships) or
     "dynamic" (one copy: a fraction of the conversion time)."""
     gate: GateThresholds = GateThresholds()
     synth_sequences: int = 200
@@ -478,7 +478,7 @@ def _parse_value(text: str) -> Any:
 def apply_overrides(parameters: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
     """`parameters` with `key=value` items applied: a parameter name, or `STAGE.FIELD` for a
     training stage's overrides (`finetune.total_steps=300`; the training config checks the field
-    and its type when the stage runs, and `signpipe.train.config` before submission, see
+    and its type when the stage runs, and `signpipe.fingerspelling.config` before submission, see
     `check_training_overrides`)."""
     values = {key: (dict(value) if isinstance(value, Mapping) else value) for key, value in parameters.items()}
     for item in overrides:
@@ -533,8 +533,7 @@ def resolved_stage_configs(parameters: Mapping[str, Any]) -> dict[str, Any]:
                                                dict(parameters[f"{TRAINING_PREFIX}_overrides"]),
                                                n_folds=parameters["n_folds"], fold_seed=parameters["fold_seed"],
                                                y_scale=parameters["y_scale"])}
-    from signpipe.train import distill, noisy_student  # noqa: F401  (they register their stages)
-    from signpipe.train.config import STAGES, resolve_config
+    from signpipe.fingerspelling.config import STAGES, resolve_config
 
     return {stage: resolve_config(stage, parameters[f"{stage}_preset"], parameters[f"{stage}_overrides"])
             for stage in TRAINING_STAGES if f"{stage}_preset" in parameters and stage in STAGES}
@@ -566,7 +565,7 @@ def resolve_preset(pipeline: str, name: str, overrides: Iterable[str] = ()) -> d
 
 
 def check_training_overrides(parameters: Mapping[str, Any]) -> None:
-    """Resolve every training stage's config that `signpipe.train.config` knows, so a typo in
+    """Resolve every training stage's config that `signpipe.fingerspelling.config` knows, so a typo in
     `finetune.total_step=...` fails on the submitting machine instead of an hour into a run."""
     if "signs_preset" in parameters:  # the isolated-signs pipeline: one fold training config
         from pipelines.signs_presets import check_signs_parameters

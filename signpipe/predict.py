@@ -53,7 +53,7 @@ import pyarrow.parquet as pq
 
 from signpipe.data.corpus import FINGERSPELLING, ISOLATED_SIGNS, open_parquet, quote_items, read_parquet_columns
 from signpipe.data.schema import CHARACTER_MAP_FILE, N_POINTS, SIGN_MAP_FILE, WIDE_COLUMNS, load_map, packaged_map
-from signpipe.decode import character_table
+from signpipe.data.schema import character_table
 from signpipe.errors import ConfigError, CorpusError, Problem, SignpipeError
 from signpipe.export.bundle import (
     ARGS_FILE,

@@ -167,6 +167,51 @@ def line_chart_svg(
     return "".join(parts)
 
 
+def histogram_svg(values: Sequence[float], title: str, x_label: str = "ms", bins: int = 20,
+                  width: int = CHART_WIDTH, height: int = CHART_HEIGHT) -> str:
+    """An SVG bar chart of how `values` spread over `bins` equal bins (count per bin), with the
+    bin edges on the x axis: the latency per sequence, for instance."""
+    data = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
+    left, right, top, bottom = _MARGIN["left"], _MARGIN["right"], _MARGIN["top"], _MARGIN["bottom"]
+    plot_w, plot_h = width - left - right, height - top - bottom
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">',
+        f"<title>{html.escape(title)}</title>",
+        f'<text x="{left}" y="16" font-size="13" font-weight="600">{html.escape(title)}</text>',
+    ]
+    if data.size == 0:
+        parts.append(f'<text x="{left}" y="{top + plot_h / 2:.1f}" font-size="12" fill="#5f6368">no data</text></svg>')
+        return "".join(parts)
+    low, high = float(data.min()), float(data.max())
+    if high == low:
+        low, high = low - 0.5, high + 0.5
+    counts, edges = np.histogram(data, bins=bins, range=(low, high))
+    peak = max(int(counts.max()), 1)
+    for level in np.linspace(0, peak, min(_grid_steps(peak), 5)):
+        y = top + plot_h * (1 - level / peak)
+        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e8eaed"/>')
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="10" text-anchor="end" fill="#5f6368">{level:.0f}</text>')
+    bar_w = plot_w / len(counts)
+    for k, count in enumerate(counts):
+        if count:
+            bar_h = plot_h * count / peak
+            parts.append(f'<rect x="{left + k * bar_w + 1:.1f}" y="{top + plot_h - bar_h:.1f}" width="{max(bar_w - 2, 1):.1f}" '
+                         f'height="{bar_h:.1f}" fill="#1a73e8"><title>{_tick_label(edges[k])}-{_tick_label(edges[k + 1])}: '
+                         f"{int(count)}</title></rect>")
+    for k in np.linspace(0, len(counts), 5).astype(int):
+        x = left + k * bar_w
+        parts.append(f'<text x="{x:.1f}" y="{top + plot_h + 14}" font-size="10" text-anchor="middle" fill="#5f6368">'
+                     f"{_tick_label(float(edges[k]))}</text>")
+    parts.append(f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#bdc1c6"/>')
+    parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 4}" font-size="11" text-anchor="middle" fill="#5f6368">'
+                 f"{html.escape(x_label)} ({data.size} values)</text></svg>")
+    return "".join(parts)
+
+
+def _grid_steps(peak: int) -> int:
+    return peak + 1 if peak < 4 else 5
+
+
 def _page(title: str, body: Iterable[str]) -> str:
     return (
         f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
@@ -369,7 +414,7 @@ def gate_report(criteria: Iterable[Mapping[str, Any]], passed: bool, title: str 
 
 
 def alignment_examples(records: Any, count: int) -> list[dict[str, Any]]:
-    """Up to `count` rows of an alignments artifact (`signpipe.align.AlignmentRecords`) as
+    """Up to `count` rows of an alignments artifact (`signpipe.fingerspelling.align.AlignmentRecords`) as
     `alignment_report` shows them: flagged sequences first (what a reader checks), then usable
     ones; each frame labelled with the phrase character whose span holds it."""
     flagged = [row for row in records.rows if row.alignment.impossible or row.alignment.low_confidence]

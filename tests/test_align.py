@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from signpipe.align import (
+from signpipe.fingerspelling.align import (
     ALIGNMENTS_FILE,
     SUMMARY_FILE,
     AlignedSequence,
@@ -187,7 +187,7 @@ def test_artifact_errors(tmp_path):
 
 
 def test_align_sequences_batches_by_length_and_keeps_input_order():
-    from signpipe.align.run import align_sequences
+    from signpipe.fingerspelling.align.run import align_sequences
 
     rng = np.random.default_rng(3)
     truths, labels, featurized = [], [], []
@@ -221,8 +221,8 @@ def save_fresh_finetune_checkpoint(workdir, model_size: str = "1x32", overrides:
     from flax import nnx
 
     from signpipe.train.checkpoint import RunCheckpoints
-    from signpipe.train.config import resolve_config
-    from signpipe.train.finetune import build_model
+    from signpipe.fingerspelling.config import resolve_config
+    from signpipe.fingerspelling.finetune import build_model
 
     config = resolve_config("finetune", "smoke", [f"model={model_size}", *overrides])
     params = nnx.state(build_model(config), nnx.Param)
@@ -233,7 +233,7 @@ def save_fresh_finetune_checkpoint(workdir, model_size: str = "1x32", overrides:
 
 
 def test_align_shards_and_the_command_write_the_artifact(tmp_path):
-    from signpipe.align.run import align_shards
+    from signpipe.fingerspelling.align.run import align_shards
     from signpipe.cli import main
     from train_shards import write_spelling_shards
 

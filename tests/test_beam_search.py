@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from signpipe.data.schema import CHARACTER_MAP_FILE, packaged_map
-from signpipe.decode import beam_search_phrases, ctc_greedy_decode, ctc_prefix_beam_search, decode_phrases
+from signpipe.fingerspelling.decode import beam_search_phrases, ctc_greedy_decode, ctc_prefix_beam_search, decode_phrases
 
 
 def collapse(path: tuple[int, ...], blank: int) -> tuple[int, ...]:

@@ -118,7 +118,7 @@ def test_write_shard_writes_one_shard_with_its_statistics(corpus, tmp_path):
 
 
 def test_gather_shards_assembles_one_shard_directory(corpus, tmp_path):
-    from signpipe.landmarks.shards import load_split, read_manifest
+    from signpipe.fingerspelling.shards import load_split, read_manifest
 
     indices, _, shards, features, metrics = run_preprocess(corpus, tmp_path, y_scale=0.61)
     manifest = read_manifest(features.path)
@@ -249,7 +249,7 @@ def test_finetune_from_features(teacher):
 
 
 def test_align_writes_the_artifact_and_examples(alignments):
-    from signpipe.align import read_alignments
+    from signpipe.fingerspelling.align import read_alignments
 
     records = read_alignments(alignments["alignments"].path)
     assert len(records) == 18 == alignments["alignments"].metadata["sequences"]
@@ -274,7 +274,7 @@ def test_distill_trains_the_student_from_the_teacher(student, teacher):
 
 def test_export_writes_the_kaggle_bundle(bundle, features):
     from signpipe.export.bundle import read_bundle
-    from signpipe.landmarks.shards import read_manifest
+    from signpipe.fingerspelling.shards import read_manifest
 
     read = read_bundle(Path(bundle.path) / "model.zip")
     assert bundle.metadata["quantize"] == "fp16" and bundle.metadata["graph"] == "dynamic"
@@ -340,8 +340,8 @@ def hand_set_bundle(folder: Path, corpus: Dataset, babbling: bool) -> Model:
     from flax import nnx
 
     from signpipe.data.synth import planted_y_scale
-    from signpipe.export.tflite import export_model
-    from signpipe.models import build_ctc_model, model_config
+    from signpipe.fingerspelling.export import export_model
+    from signpipe.fingerspelling.model import build_ctc_model, model_config
 
     model = build_ctc_model(model_config("tiny"), rngs=nnx.Rngs(params=1, dropout=1))
     head, blank = model.ctc_head.projection, model.config.blank_index

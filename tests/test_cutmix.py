@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from signpipe.align.artifact import AlignedSequence, AlignmentRecords
-from signpipe.align.cutmix import CutMixBatches, attach_alignments, temporal_cutmix, unpadded
-from signpipe.align.viterbi import SequenceAlignment
+from signpipe.fingerspelling.align.artifact import AlignedSequence, AlignmentRecords
+from signpipe.fingerspelling.align.cutmix import CutMixBatches, attach_alignments, temporal_cutmix, unpadded
+from signpipe.fingerspelling.align.viterbi import SequenceAlignment
 from signpipe.data.schema import CTC_BLANK
 from signpipe.errors import ConfigError, SignpipeError
 from signpipe.landmarks.augment import Pad, Sample, collapse_alignment
-from signpipe.train.data import LabelledSplit, TrainBatches
+from signpipe.fingerspelling.data import LabelledSplit, TrainBatches
 
 N_POINTS = 75
 

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from signpipe.data.schema import CHARACTER_MAP_FILE, CTC_BLANK, packaged_map
-from signpipe.decode import (
+from signpipe.fingerspelling.decode import (
     character_table,
     ctc_greedy_decode,
     decode_phrases,

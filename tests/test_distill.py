@@ -12,17 +12,17 @@ import pytest
 from flax import nnx
 
 from signpipe.errors import ConfigError
-from signpipe.models import build_ctc_model, model_config
+from signpipe.fingerspelling.model import build_ctc_model, model_config
 from signpipe.train.checkpoint import RunCheckpoints
-from signpipe.train.config import load_config, resolve_config
-from signpipe.train.distill import (
+from signpipe.fingerspelling.config import load_config, resolve_config
+from signpipe.fingerspelling.distill import (
     DistillConfig,
     hard_target_cross_entropy,
     init_from_deeper_model,
     make_distill_step,
 )
 from signpipe.train.mesh import make_mesh, replicate, shard_batch
-from signpipe.train.noisy_student import NoisyStudentConfig
+from signpipe.fingerspelling.noisy_student import NoisyStudentConfig
 from signpipe.train.optim import build_optimizer
 
 
@@ -43,7 +43,7 @@ def test_presets_and_checks_of_the_new_stages(tmp_path):
     with pytest.raises(ConfigError, match="supplemental_alignments is set but supplemental_data_dir is not"):
         resolve_config("noisy_student", "smoke", ["supplemental_alignments=x"])
     # a stage's config survives the workdir's JSON
-    from signpipe.train.config import dump_config
+    from signpipe.fingerspelling.config import dump_config
 
     dump_config(config, tmp_path)
     assert load_config(tmp_path) == config
@@ -157,12 +157,12 @@ def test_distill_and_noisy_student_runs_from_the_command_line(tmp_path):
     assert distilled["teacher_model"] == "1x32" and distilled["teacher_step"] == 2 and distilled["kd_weight"] == 10.0
     assert np.isfinite(distilled["train_kd_loss"]) and distilled["validation_score"] is not None
     # the student loads like any finetuned model (its KD head is simply not used)
-    from signpipe.train.finetune import load_finetuned_model
+    from signpipe.fingerspelling.finetune import load_finetuned_model
 
     model, config, step = load_finetuned_model(tmp_path / "st")
     assert isinstance(config, DistillConfig) and step == 2 and model.kd_head is None
     with pytest.raises(ConfigError, match="no alignments"):
-        from signpipe.train.noisy_student import train_and_evaluate
+        from signpipe.fingerspelling.noisy_student import train_and_evaluate
 
         train_and_evaluate(dataclasses.replace(resolve_config("noisy_student", "smoke"), data_dir=str(shards)), tmp_path / "x")
 
@@ -170,7 +170,7 @@ def test_distill_and_noisy_student_runs_from_the_command_line(tmp_path):
 def shifted_shards(source, target, id_offset: int):
     """A copy of a shard directory whose sequence ids are moved by `id_offset` (another corpus)."""
     from signpipe.landmarks import features
-    from signpipe.landmarks.shards import ShardSequence, load_split, read_manifest, write_manifest, write_shard
+    from signpipe.fingerspelling.shards import ShardSequence, load_split, read_manifest, write_manifest, write_shard
 
     manifest = read_manifest(source)
     for split, entry in manifest["splits"].items():
@@ -182,10 +182,10 @@ def shifted_shards(source, target, id_offset: int):
 
 def true_alignment_rows(shards, split: str = "train"):
     """Artifact rows whose alignments spell each phrase with one character per frame run."""
-    from signpipe.align.artifact import AlignedSequence
-    from signpipe.align.viterbi import ctc_forced_align
+    from signpipe.fingerspelling.align.artifact import AlignedSequence
+    from signpipe.fingerspelling.align.viterbi import ctc_forced_align
     from signpipe.data.schema import CHARACTER_MAP_FILE, packaged_map
-    from signpipe.landmarks.shards import load_split
+    from signpipe.fingerspelling.shards import load_split
 
     character_map = packaged_map(CHARACTER_MAP_FILE)
     rows = []
@@ -201,10 +201,10 @@ def true_alignment_rows(shards, split: str = "train"):
 def test_noisy_student_data_adds_supplemental_sequences_with_their_alignments(tmp_path):
     from train_shards import write_spelling_shards
 
-    from signpipe.align.artifact import write_alignments
-    from signpipe.align.cutmix import CutMixBatches
+    from signpipe.fingerspelling.align.artifact import write_alignments
+    from signpipe.fingerspelling.align.cutmix import CutMixBatches
     from signpipe.errors import SignpipeError
-    from signpipe.train.noisy_student import load_training_data, training_batches
+    from signpipe.fingerspelling.noisy_student import load_training_data, training_batches
 
     shards = write_spelling_shards(tmp_path / "shards", n_train=10, n_validation=3)
     extra = shifted_shards(write_spelling_shards(tmp_path / "raw-extra", n_train=6, n_validation=1, seed=1),

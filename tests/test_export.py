@@ -22,13 +22,13 @@ from flax import nnx
 from signpipe.cli import main
 from signpipe.data.corpus import open_corpus
 from signpipe.data.synth import generate_fingerspelling, planted_y_scale
-from signpipe.decode import decode_phrases
+from signpipe.fingerspelling.decode import decode_phrases
 from signpipe.errors import SignpipeError
 from signpipe.export.bundle import ARGS_FILE, MODEL_FILE, read_bundle, write_bundle
 from signpipe.export.evaluate import evaluate_bundle, signature_runner
-from signpipe.export.tflite import export_model
+from signpipe.fingerspelling.export import export_model
 from signpipe.landmarks import features
-from signpipe.models import build_ctc_model, model_config
+from signpipe.fingerspelling.model import build_ctc_model, model_config
 
 N_SEQUENCES = 40
 BUCKETS = (16, 64)  # small enough that the synthetic sequences (about 100 frames) also take the fallback

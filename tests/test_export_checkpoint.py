@@ -18,11 +18,11 @@ from signpipe.cli import main
 from signpipe.errors import SignpipeError
 from signpipe.export.bundle import read_bundle
 from signpipe.export.evaluate import signature_runner
-from signpipe.export.tflite import jax_outputs_function, load_checkpoint, y_scale_of_run
+from signpipe.fingerspelling.export import jax_outputs_function, load_checkpoint, y_scale_of_run
 from signpipe.landmarks import features
-from signpipe.landmarks.shards import read_manifest, write_manifest
-from signpipe.train.config import resolve_config
-from signpipe.train.finetune import load_finetuned_model, train_and_evaluate
+from signpipe.fingerspelling.shards import read_manifest, write_manifest
+from signpipe.fingerspelling.config import resolve_config
+from signpipe.fingerspelling.finetune import load_finetuned_model, train_and_evaluate
 
 RUN = [
     "model.layers=1", "model.width=32", "model.heads=2", "batch_size=8", "eval_batch_size=8", "max_length=32",

@@ -8,7 +8,6 @@ independent scorer of `test_export.py`, and compared with the checkpoint's JAX m
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jax
 import numpy as np
@@ -19,13 +18,13 @@ from test_export import kaggle_score
 from signpipe.cli import main
 from signpipe.data.corpus import open_corpus
 from signpipe.data.synth import generate_fingerspelling
-from signpipe.decode import decode_phrases
+from signpipe.fingerspelling.decode import decode_phrases
 from signpipe.export.evaluate import evaluate_bundle
 from signpipe.landmarks import features
-from signpipe.landmarks.preprocess import preprocess
-from signpipe.landmarks.shards import read_manifest
-from signpipe.train.config import resolve_config
-from signpipe.train.finetune import load_finetuned_model, train_and_evaluate
+from signpipe.fingerspelling.preprocess import preprocess
+from signpipe.fingerspelling.shards import read_manifest
+from signpipe.fingerspelling.config import resolve_config
+from signpipe.fingerspelling.finetune import load_finetuned_model, train_and_evaluate
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from signpipe.errors import ConfigError
 from signpipe.export.bundle import read_bundle
 from signpipe.export.evaluate import signature_runner
 from signpipe.export.gate import DEFAULT_MAX_MODEL_MB, probe_inputs
-from signpipe.export.tflite import (
+from signpipe.fingerspelling.export import (
     check_export_options,
     export_model,
     jax_outputs_function,
@@ -22,7 +22,7 @@ from signpipe.export.tflite import (
     to_tflite_variants,
 )
 from signpipe.landmarks import features
-from signpipe.models import build_ctc_model, count_params, fp16_megabytes, model_config
+from signpipe.fingerspelling.model import build_ctc_model, count_params, fp16_megabytes, model_config
 
 Y_SCALE = 1.9
 N_COLUMNS = 3 * features.N_INPUT_POINTS

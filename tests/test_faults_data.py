@@ -13,21 +13,20 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from signpipe.cli import main
-from signpipe.data import fingerspelling, signs
+from signpipe.data import signs
 from signpipe.data.atomic import output_lock
 from signpipe.data.corpus import open_corpus
 from signpipe.data.holdout import split_by_participant
 from signpipe.data.schema import RIGHT_HAND
 from signpipe.data.validate import validate_corpus
 from signpipe.errors import SignpipeError
-from signpipe.landmarks.preprocess import preprocess
-from signpipe.landmarks.shards import load_split, read_manifest
+from signpipe.fingerspelling.preprocess import preprocess
+from signpipe.fingerspelling.shards import load_split, read_manifest
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -167,7 +166,7 @@ def test_second_writer_of_one_output_is_refused_while_the_first_runs(fingerspell
 
 
 def test_two_runs_build_in_their_own_temporary_folders(fingerspelling_corpus, tmp_path, monkeypatch):
-    from signpipe.landmarks import preprocess as module
+    from signpipe.fingerspelling import preprocess as module
 
     seen = []
     original = module.write_planned_shard
@@ -292,7 +291,7 @@ def unwritable_folder(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("command", ["preprocess", "synth"])
 def test_unwritable_output_is_one_clear_line_before_any_work(fingerspelling_corpus, tmp_path, capsys, monkeypatch,
                                                              command):
-    import signpipe.landmarks.preprocess as module
+    import signpipe.fingerspelling.preprocess as module
 
     folder = unwritable_folder(tmp_path)
     monkeypatch.setattr(module, "plan_shards", lambda *a, **k: pytest.fail("read the corpus before checking the output"))
@@ -321,7 +320,7 @@ def test_synth_refuses_an_occupied_output_and_a_file_leaving_them_as_they_were(t
 
 
 def test_export_checks_its_destination_before_loading_or_converting(tmp_path, capsys, monkeypatch):
-    import signpipe.export.tflite as tflite
+    import signpipe.fingerspelling.export as tflite
 
     folder = unwritable_folder(tmp_path)
     monkeypatch.setattr(tflite, "load_checkpoint", lambda *a, **k: pytest.fail("loaded the checkpoint before checking --out"))

@@ -23,9 +23,9 @@ from train_shards import write_spelling_shards
 from signpipe.cli import main
 from signpipe.errors import ConfigError, CorpusError
 from signpipe.landmarks import features
-from signpipe.landmarks.shards import ShardSequence, load_split, write_shard
+from signpipe.fingerspelling.shards import load_split, write_shard
 from signpipe.train.checkpoint import DAMAGED_DIR, RunCheckpoints, abstract_like, all_finite
-from signpipe.train.config import preset, resolve_config, trajectory_differences
+from signpipe.fingerspelling.config import preset, resolve_config, trajectory_differences
 from signpipe.train.loop import TrainingDiverged, run_training_loop
 from signpipe.train.mesh import make_mesh, replicate, replicated_sharding
 from signpipe.train.optim import learning_rate_schedule
@@ -192,7 +192,7 @@ def test_the_isolated_signs_trainer_stops_a_diverging_fold_keeping_its_last_good
 def test_infinite_inputs_that_reach_training_stop_it_at_the_first_batch(shards, tmp_path, capsys, monkeypatch):
     """Inputs the loaders' check misses (here: put into the loaded split behind its back) make the
     loss of the first batch holding them non-finite; the error blames the inputs, not the rate."""
-    import signpipe.train.finetune as finetune_module
+    import signpipe.fingerspelling.finetune as finetune_module
 
     load = finetune_module.load_labelled_split
 
@@ -334,8 +334,6 @@ def test_the_isolated_signs_trainer_refuses_infinite_key_points(tmp_path):
     ],
 )
 def test_config_values_out_of_range_are_refused_naming_the_field_and_range(stage, override, message):
-    import signpipe.train.distill  # noqa: F401  registers distill and noisy_student
-
     with pytest.raises(ConfigError) as error:
         resolve_config(stage, "smoke", [override])
     assert message in str(error.value)

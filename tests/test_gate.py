@@ -14,8 +14,8 @@ from signpipe.data.synth import generate_fingerspelling, planted_y_scale
 from signpipe.errors import ConfigError, SignpipeError
 from signpipe.export.evaluate import evaluate_bundle
 from signpipe.export.gate import GateMeasurements, GateThresholds, judge, measure_latency, run_gate
-from signpipe.export.tflite import export_model
-from signpipe.models import build_ctc_model, model_config
+from signpipe.fingerspelling.export import export_model
+from signpipe.fingerspelling.model import build_ctc_model, model_config
 
 # --- rules -----------------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import tensorflow as tf
 from flax import nnx
 from jax.experimental import jax2tf
 
-from signpipe.models import CTCModel, build_ctc_model, model_config
+from signpipe.fingerspelling.model import CTCModel, build_ctc_model, model_config
 
 TINY = model_config("tiny")
 LENGTHS = (17, 40)

@@ -11,7 +11,7 @@ import pytest
 from flax import nnx
 
 from signpipe.errors import ConfigError
-from signpipe.models import (
+from signpipe.fingerspelling.model import (
     SIZES,
     CTCModel,
     Encoder,

@@ -13,24 +13,21 @@ import pytest
 from kfp.dsl import HTML
 
 from components import html_report
-from signpipe.pages import (
+from signpipe.fingerspelling.report import (
     ADDRESS,
     OTHER,
     PHONE,
     WEB,
-    CorpusSize,
     character_confusions,
-    corpus_size,
     fingerspelling_evaluation_page,
-    histogram_svg,
     length_bucket,
     phrase_kind,
-    run_index_page,
     sequence_score,
-    trivial_baseline,
 )
+from signpipe.pages import CorpusSize, corpus_size, run_index_page, trivial_baseline
 from signpipe.reports import (
     alignment_report,
+    histogram_svg,
     curve_groups,
     gate_report,
     inline_code,

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from pipelines.local import LocalRun, TaskTiming, write_run_page
-from signpipe.pages import fingerspelling_evaluation_page
+from signpipe.fingerspelling.report import fingerspelling_evaluation_page
 from signpipe.reports import gate_report
 
 WINDOW = (1200, 1600)

@@ -78,8 +78,8 @@ def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def fingerspelling_bundle(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from flax import nnx
 
-    from signpipe.export.tflite import export_model
-    from signpipe.models import build_ctc_model, model_config
+    from signpipe.fingerspelling.export import export_model
+    from signpipe.fingerspelling.model import build_ctc_model, model_config
 
     model = build_ctc_model(model_config("tiny"), rngs=nnx.Rngs(params=3, dropout=1))
     out = tmp_path_factory.mktemp("bundles") / "fingerspelling.zip"

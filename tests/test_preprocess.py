@@ -9,8 +9,8 @@ import pytest
 
 from signpipe.errors import SignpipeError
 from signpipe.landmarks import features
-from signpipe.landmarks.preprocess import gather, plan_shards, preprocess, split_assignment, write_planned_shard
-from signpipe.landmarks.shards import load_split, read_manifest
+from signpipe.fingerspelling.preprocess import gather, plan_shards, preprocess, split_assignment, write_planned_shard
+from signpipe.fingerspelling.shards import load_split, read_manifest
 
 
 def test_shards_hold_exactly_the_input_points_of_every_sequence(fingerspelling_corpus, tmp_path):

@@ -20,7 +20,7 @@ def cli(capsys, *args) -> tuple[int, str, str]:
 
 
 def test_the_smoke_pipeline_trains_finetune_for_its_own_steps() -> None:
-    from signpipe.train.config import PRESETS
+    from signpipe.fingerspelling.config import PRESETS
 
     resolved = resolve_preset("fingerspelling", "smoke")
     finetune = resolved["training"]["finetune"]
@@ -36,7 +36,7 @@ def test_presets_resolve_as_the_pipeline_does(pipeline: str) -> None:
     """The configs shown are those of the parameters a run is given (`pipelines.local.run_parameters`,
     overrides applied), resolved as each training step resolves its own."""
     from signpipe.signs.config import resolve_config as resolve_signs
-    from signpipe.train.config import resolve_config
+    from signpipe.fingerspelling.config import resolve_config
 
     overrides = ["finetune.learning_rate=0.00123"] if pipeline == "fingerspelling" else ["signs.epochs=7", "n_folds=4"]
     for name in presets_of(pipeline):

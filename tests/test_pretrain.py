@@ -17,10 +17,10 @@ import pytest
 from flax import nnx
 
 from signpipe.errors import ConfigError, SignpipeError
-from signpipe.models import Encoder, model_config
+from signpipe.fingerspelling.model import Encoder, model_config
 from signpipe.train.checkpoint import RunCheckpoints
-from signpipe.train.config import FinetuneConfig, resolve_config
-from signpipe.train.data2vec import (
+from signpipe.fingerspelling.config import resolve_config
+from signpipe.fingerspelling.data2vec import (
     Data2vecModel,
     MaskedFrameDecoder,
     gather_visible,
@@ -34,7 +34,7 @@ from signpipe.train.data2vec import (
     teacher_targets,
     visible_slots,
 )
-from signpipe.train.pretrain import load_pretraining_sequences, train_and_evaluate
+from signpipe.fingerspelling.pretrain import load_pretraining_sequences, train_and_evaluate
 from signpipe.train.reporting import read_metrics
 
 from train_shards import write_spelling_shards
@@ -319,8 +319,8 @@ def test_kill_and_resume_repeats_the_uninterrupted_run(spelled_shards, uninterru
             sys.executable,
             "-c",
             "import sys, dataclasses\n"
-            "from signpipe.train.config import resolve_config\n"
-            "from signpipe.train.pretrain import train_and_evaluate\n"
+            "from signpipe.fingerspelling.config import resolve_config\n"
+            "from signpipe.fingerspelling.pretrain import train_and_evaluate\n"
             "config = resolve_config('pretrain', 'smoke', sys.argv[3:])\n"
             "train_and_evaluate(dataclasses.replace(config, data_dir=sys.argv[1]), sys.argv[2])\n",
             str(spelled_shards),
@@ -349,7 +349,7 @@ def saved_array(node) -> np.ndarray:
 
 
 def test_finetuning_starts_from_the_students_encoder(uninterrupted_run):
-    from signpipe.train.finetune import build_model
+    from signpipe.fingerspelling.finetune import build_model
 
     workdir, _ = uninterrupted_run
     config = resolve_config("finetune", "smoke", ["total_steps=30", "warmup_steps=3"])
@@ -380,8 +380,8 @@ def test_four_devices_give_the_losses_of_one(spelled_shards, uninterrupted_run, 
             sys.executable,
             "-c",
             "import sys, dataclasses, jax\n"
-            "from signpipe.train.config import resolve_config\n"
-            "from signpipe.train.pretrain import train_and_evaluate\n"
+            "from signpipe.fingerspelling.config import resolve_config\n"
+            "from signpipe.fingerspelling.pretrain import train_and_evaluate\n"
             "assert jax.device_count() == 4, jax.devices()\n"
             "config = resolve_config('pretrain', 'smoke', sys.argv[3:])\n"
             "train_and_evaluate(dataclasses.replace(config, data_dir=sys.argv[1]), sys.argv[2])\n",

@@ -11,7 +11,7 @@ import pytest
 
 from signpipe.errors import ConfigError
 from signpipe.train.checkpoint import RunCheckpoints, abstract_like
-from signpipe.train.config import preset
+from signpipe.fingerspelling.config import preset
 from signpipe.train.mesh import make_mesh, replicated_sharding
 
 CONFIG = preset("finetune", "smoke")

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from signpipe.errors import ConfigError
-from signpipe.train.config import (
+from signpipe.fingerspelling.config import (
     PRESETS,
     FinetuneConfig,
     PretrainConfig,

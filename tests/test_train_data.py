@@ -11,8 +11,8 @@ from train_shards import ALPHABET, write_spelling_shards
 
 from signpipe.errors import ConfigError, SignpipeError
 from signpipe.landmarks import features
-from signpipe.landmarks.shards import MANIFEST, ShardSequence, write_shard
-from signpipe.train.data import (
+from signpipe.fingerspelling.shards import MANIFEST, ShardSequence, write_shard
+from signpipe.fingerspelling.data import (
     FEATURES_PER_FRAME,
     IteratorState,
     TrainBatches,

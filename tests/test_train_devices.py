@@ -21,8 +21,8 @@ from signpipe.train.reporting import read_metrics
 RUN = """
 import json, sys
 import jax
-from signpipe.train.config import resolve_config
-from signpipe.train.finetune import train_and_evaluate
+from signpipe.fingerspelling.config import resolve_config
+from signpipe.fingerspelling.finetune import train_and_evaluate
 assert jax.device_count() == int(sys.argv[2]), jax.devices()
 config = resolve_config("finetune", "smoke", sys.argv[3:])
 print(json.dumps(train_and_evaluate(config, sys.argv[1])))

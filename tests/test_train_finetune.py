@@ -13,16 +13,16 @@ from flax import nnx
 from train_shards import write_spelling_shards
 
 from signpipe.errors import ConfigError, SignpipeError
-from signpipe.train.config import preset, resolve_config
-from signpipe.train.finetune import (
+from signpipe.fingerspelling.config import preset, resolve_config
+from signpipe.fingerspelling.finetune import (
     build_model,
     evaluate_split,
     load_finetuned_model,
     make_eval_step,
     train_and_evaluate,
 )
-from signpipe.train.data import character_map_of, load_labelled_split
-from signpipe.landmarks.shards import read_manifest
+from signpipe.fingerspelling.data import character_map_of, load_labelled_split
+from signpipe.fingerspelling.shards import read_manifest
 from signpipe.train.mesh import make_mesh
 from signpipe.train.reporting import read_metrics
 

@@ -11,8 +11,8 @@ import optax
 import pytest
 from flax import nnx
 
-from signpipe.models import build_ctc_model, model_config
-from signpipe.train.config import preset
+from signpipe.fingerspelling.model import build_ctc_model, model_config
+from signpipe.fingerspelling.config import preset
 from signpipe.train.optim import (
     build_optimizer,
     ema_decay_at,

@@ -11,8 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from signpipe.train.config import preset
-from signpipe.train.data import IteratorState
+from signpipe.fingerspelling.config import preset
+from signpipe.train.batching import IteratorState
 from signpipe.train.loop import NonFiniteLossError, run_training_loop
 from signpipe.train.mesh import make_mesh, replicate
 from signpipe.train.prefetch import PrefetchedBatches

@@ -18,14 +18,14 @@ import pytest
 from flax import nnx
 from train_shards import write_spelling_shards
 
-from signpipe.train.finetune import load_finetuned_model
+from signpipe.fingerspelling.finetune import load_finetuned_model
 from signpipe.train.loop import STOPPED_EXIT_CODE
 from signpipe.train.reporting import read_metrics
 
 RUN = """
 import json, sys
-from signpipe.train.config import resolve_config
-from signpipe.train.finetune import train_and_evaluate
+from signpipe.fingerspelling.config import resolve_config
+from signpipe.fingerspelling.finetune import train_and_evaluate
 config = resolve_config("finetune", "smoke", sys.argv[2:])
 print(json.dumps(train_and_evaluate(config, sys.argv[1])))
 """

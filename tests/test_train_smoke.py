@@ -9,9 +9,9 @@ import time
 import pytest
 
 from signpipe.data.synth import generate_fingerspelling
-from signpipe.landmarks.preprocess import preprocess
-from signpipe.train.config import resolve_config
-from signpipe.train.finetune import train_and_evaluate
+from signpipe.fingerspelling.preprocess import preprocess
+from signpipe.fingerspelling.config import resolve_config
+from signpipe.fingerspelling.finetune import train_and_evaluate
 
 TARGET_SCORE = 0.85
 

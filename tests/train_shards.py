@@ -14,7 +14,7 @@ import numpy as np
 
 from signpipe.data.schema import CHARACTER_MAP_FILE, packaged_map
 from signpipe.landmarks import features
-from signpipe.landmarks.shards import ShardSequence, write_manifest, write_shard
+from signpipe.fingerspelling.shards import ShardSequence, write_manifest, write_shard
 
 ALPHABET = "abcdefgh"
 _SHAPES = np.random.default_rng(12345).normal(0.0, 0.05, size=(len(ALPHABET), 21, 3)).astype(np.float32)

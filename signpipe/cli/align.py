@@ -16,7 +16,7 @@ from pathlib import Path
 
 import typer
 
-from signpipe.align.viterbi import DEFAULT_MIN_CHARACTER_CONFIDENCE, DEFAULT_MIN_CONFIDENCE
+from signpipe.fingerspelling.align.viterbi import DEFAULT_MIN_CHARACTER_CONFIDENCE, DEFAULT_MIN_CONFIDENCE
 from signpipe.cli.options import examples, renamed
 
 EPILOG = examples("signpipe align --workdir runs/ft --shards shards --out runs/align",
@@ -44,7 +44,7 @@ def align(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from signpipe.align.run import align_shards
+    from signpipe.fingerspelling.align.run import align_shards
 
     console = Console(stderr=True)
     with Progress(TextColumn("aligning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:

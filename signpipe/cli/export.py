@@ -47,7 +47,7 @@ def export(
     _old_checkpoint: str | None = renamed("--checkpoint", "--workdir"),
 ) -> None:
     """Convert a trained fingerspelling model into a Kaggle-format TFLite bundle."""
-    from signpipe.export.tflite import export_checkpoint
+    from signpipe.fingerspelling.export import export_checkpoint
 
     _print_json(export_checkpoint(workdir, out, quantize=quantize, graph=graph, y_scale=y_scale).to_dict())
 

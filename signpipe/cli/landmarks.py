@@ -75,7 +75,7 @@ def preprocess(
     built under a temporary name and replaces an existing one only when complete. A sequence
     with non-finite values stops the run unless --drop-nonfinite.
     """
-    from signpipe.landmarks.preprocess import preprocess as run_preprocess
+    from signpipe.fingerspelling.preprocess import preprocess as run_preprocess
 
     manifest = run_preprocess(
         corpus_dir, out, y_scale=y_scale, sequences_per_shard=sequences_per_shard, n_shards=shard_count,

@@ -60,9 +60,9 @@ def run_stage(stage_module: str, stage: str, shards: Path, workdir: Path, preset
     holds checkpoints of the same config) and its final metrics printed as JSON."""
     import importlib
 
-    from signpipe.train.config import resolve_config
+    from signpipe.fingerspelling.config import resolve_config
 
-    module = importlib.import_module(stage_module)  # registers the stage's config and presets
+    module = importlib.import_module(stage_module)  # the stage's trainer (its config is in signpipe.fingerspelling.config)
     config = dataclasses.replace(resolve_config(stage, preset, list(overrides or [])), data_dir=str(shards))
     if show_config:
         typer.echo(json.dumps(config.to_dict(), indent=2))
@@ -84,7 +84,7 @@ def finetune(
 ) -> None:
     """CTC finetuning of the fingerspelling model; validation with greedy decoding and the
     normalized Levenshtein score."""
-    run_stage("signpipe.train.finetune", "finetune", shards, workdir, preset, overrides, show_config)
+    run_stage("signpipe.fingerspelling.finetune", "finetune", shards, workdir, preset, overrides, show_config)
 
 
 @app.command(epilog=examples("signpipe train pretrain --shards shards --workdir runs/pt --preset smoke"))
@@ -97,33 +97,31 @@ def pretrain(
     _old_data: str | None = old_data_option(),
 ) -> None:
     """Data2vec 2.0 pretraining of the encoder (its weights then start finetuning via init_from)."""
-    run_stage("signpipe.train.pretrain", "pretrain", shards, workdir, preset, overrides, show_config)
+    run_stage("signpipe.fingerspelling.pretrain", "pretrain", shards, workdir, preset, overrides, show_config)
 
 
 STAGE_MODULES = {
-    "finetune": "signpipe.train.finetune",
-    "pretrain": "signpipe.train.pretrain",
-    "noisy-student": "signpipe.train.noisy_student",
-    "distill": "signpipe.train.distill",
+    "finetune": "signpipe.fingerspelling.finetune",
+    "pretrain": "signpipe.fingerspelling.pretrain",
+    "noisy-student": "signpipe.fingerspelling.noisy_student",
+    "distill": "signpipe.fingerspelling.distill",
 }
-"""Command name -> the module that trains (and registers) the stage."""
+"""Command name -> the module that trains the stage."""
 
 
 @app.command(epilog=examples("signpipe train presets finetune", "signpipe train presets distill"))
 def presets(stage: str = typer.Argument("finetune", help="finetune, pretrain, noisy-student or distill.")) -> None:
     """List a stage's presets with the values each sets (a pipeline preset may override them: `signpipe presets`)."""
-    import importlib
 
     from rich.console import Console
     from rich.table import Table
 
     from signpipe.errors import ConfigError
-    from signpipe.train.config import PRESETS, preset_names
+    from signpipe.fingerspelling.config import PRESETS, preset_names
 
     command = stage.replace("_", "-")
     if command not in STAGE_MODULES:
         raise ConfigError(f"unknown training stage {stage!r}; expected one of {', '.join(STAGE_MODULES)}")
-    importlib.import_module(STAGE_MODULES[command])  # registers the stage and its presets
     stage = command.replace("-", "_")
     names = preset_names(stage)
     keys = sorted({key for name in names for key in PRESETS[stage][name]})

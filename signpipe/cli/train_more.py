@@ -38,7 +38,7 @@ def noisy_student(
 ) -> None:
     """Retrain with temporal CutMix on pseudo-alignments (alignments=DIR from `signpipe align`);
     supplemental_data_dir=SHARDS supplemental_alignments=DIR add more data."""
-    run_stage("signpipe.train.noisy_student", "noisy_student", shards, workdir, preset, overrides, show_config)
+    run_stage("signpipe.fingerspelling.noisy_student", "noisy_student", shards, workdir, preset, overrides, show_config)
 
 
 def distill(
@@ -51,7 +51,7 @@ def distill(
 ) -> None:
     """Knowledge distillation from a frozen teacher (teacher=WORKDIR) into a smaller student:
     CTC + kd_weight x cross-entropy on the teacher's per-frame argmax, on a separate KD head."""
-    run_stage("signpipe.train.distill", "distill", shards, workdir, preset, overrides, show_config)
+    run_stage("signpipe.fingerspelling.distill", "distill", shards, workdir, preset, overrides, show_config)
 
 
 def add_commands(train_app: typer.Typer) -> None:

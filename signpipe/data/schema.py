@@ -9,9 +9,11 @@ then all y, then all z); the isolated-signs corpus stores them long (one row per
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
+
+import numpy as np
 
 from signpipe.errors import CorpusError
 
@@ -90,3 +92,19 @@ def packaged_map(name: str) -> dict[str, int]:
     """The competition's own map shipped with signpipe (`CHARACTER_MAP_FILE` or `SIGN_MAP_FILE`)."""
     with resources.as_file(resources.files("signpipe.data") / "maps" / name) as p:
         return load_map(p)
+
+
+def character_table(character_map: Mapping[str, int]) -> np.ndarray:
+    """Index -> character lookup array built from `character_to_prediction_index.json`."""
+    table = np.full(max(character_map.values()) + 1, "", dtype=object)
+    for character, index in character_map.items():
+        table[index] = character
+    return table
+
+
+def indices_to_phrase(indices: Sequence[int] | np.ndarray, table: np.ndarray) -> str:
+    """Join the characters of `indices`; an index the map does not hold (the blank) gives "",
+    as in the Kaggle scorer."""
+    indices = np.asarray(indices, dtype=np.int64)
+    known = (indices >= 0) & (indices < len(table))
+    return "".join(table[indices[known]])

@@ -44,7 +44,7 @@ from signpipe.data.corpus import (
     open_parquet,
     read_parquet_columns,
 )
-from signpipe.decode import character_table, indices_to_phrase
+from signpipe.data.schema import character_table, indices_to_phrase
 from signpipe.errors import ConfigError, CorpusError, SignpipeError
 from signpipe.export.bundle import INPUT_NAME, OUTPUT_NAME, SIGNATURE, Bundle, read_bundle, serving_signature, shape_signature
 from signpipe.metrics import levenshtein_totals

@@ -69,7 +69,7 @@ def evaluation_report(evaluation: Mapping[str, Any], signs: Sequence[str], count
                       title: str = "Isolated signs: evaluation", latencies_ms: Sequence[float] | None = None) -> str:
     """The page of one evaluation (`EvaluationResult.to_dict()` and its confusion matrix), with a
     histogram of `latencies_ms` (the signature call per sequence) when given."""
-    from signpipe.pages import histogram_svg
+    from signpipe.reports import histogram_svg
 
     latency = evaluation.get("latency_ms") or {}
     headline = {

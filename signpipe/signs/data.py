@@ -15,7 +15,7 @@ A batch is a dict of numpy arrays:
 | weights | [B] f32               | 1 for a real sequence, 0 for batch filling     |
 
 T is the longest sequence of the batch rounded up to `length_bucket`, so the step compiles for a
-handful of shapes. `SignBatches` is deterministic and restorable like `signpipe.train.data.TrainBatches`:
+handful of shapes. `SignBatches` is deterministic and restorable like the fingerspelling recipe's `TrainBatches`:
 batch k of epoch e holds rows `permutation(seed, e)[k*B:(k+1)*B]`, and its state is (epoch,
 position, seed), saved in every checkpoint.
 """
@@ -33,9 +33,8 @@ from signpipe.data.corpus import quote_items
 from signpipe.data.sequence import LandmarkSequence
 from signpipe.errors import ConfigError, CorpusError, Problem, SignpipeError
 from signpipe.signs import features
-from signpipe.train.data import IteratorState, bucket_length
+from signpipe.train.batching import Batch, IteratorState, bucket_length, length_sorted_batches
 
-Batch = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -165,12 +164,6 @@ def evaluation_batches(
 ) -> Iterator[tuple[Batch, np.ndarray]]:
     """Every sequence once, in batches of exactly `batch_size` sorted by length (the last filled with
     zero-weight copies); yields (batch, indices of its real rows)."""
-    order = np.argsort(sequences.lengths, kind="stable")
-    rows = rows if rows is not None else slice(0, batch_size)
-    for start in range(0, len(order), batch_size):
-        real = order[start : start + batch_size]
-        filled = np.concatenate([real, np.full(batch_size - len(real), real[0])])
-        weights = (np.arange(batch_size) < len(real)).astype(np.float32)
-        length = bucket_length(int(sequences.lengths[real].max()), length_bucket)
-        local = filled[rows]
-        yield collate([sequences.points[i] for i in local], sequences.labels[local], length, weights[rows]), real
+    for batch in length_sorted_batches(sequences.lengths, batch_size, length_bucket, rows):
+        yield collate([sequences.points[i] for i in batch.rows], sequences.labels[batch.rows], batch.length,
+                      batch.weights), batch.real

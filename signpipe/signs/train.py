@@ -6,7 +6,7 @@ loss and Ranger; the slow (Lookahead) weights are validated on the held-out part
 top-3 accuracy, loss. The step is one jitted function from raw key points to the update, with the
 preprocessing and augmentation of `features` / `augment` inside it.
 
-State handling follows `signpipe.train.finetune` (Flax NNX split into a graph definition and plain
+State handling follows `signpipe.fingerspelling.finetune` (Flax NNX split into a graph definition and plain
 pytrees; data parallel over `jax.sharding`; Orbax checkpoints through the shared step loop, so a
 killed run resumes exactly):
 

@@ -1,33 +1,15 @@
-"""Training stages (finetune now; pretrain and distill reuse the same pieces).
+"""Training machinery both recipes share: the pieces a training stage is built from.
 
-Each stage has one entry, `train_and_evaluate(config, workdir) -> dict of final metrics`, in its
-own module (`signpipe.train.finetune`, `signpipe.train.pretrain`). The shared pieces: `config`
-(dataclasses, presets, overrides), `data` (batches from feature shards), `optim` (AdamW,
-schedule, EMA), `mesh` (data parallelism, multi-host setup), `checkpoint` (Orbax), `loop` (the
-resumable step loop) and `reporting` (TensorBoard, metrics.jsonl, progress bar).
+- `loop`: the resumable step loop (divergence checks, checkpoint cadence, validation);
+- `checkpoint`: Orbax checkpoints of a run (save, the one reader `load_checkpoint`, damaged ones
+  set aside);
+- `mesh`: data parallelism and the multi-host set-up on TPU slices;
+- `optim`: AdamW, warmup-cosine schedules, EMA;
+- `batching`: restorable iterator state and the length-sorted batching of evaluation sets;
+- `prefetch`, `compile_cache`, `reporting` (TensorBoard, `metrics.jsonl`, progress).
 
+The stages themselves live with their recipe: `signpipe.fingerspelling` (pretrain, finetune, noisy
+student, distill) and `signpipe.signs` (one fold of the ArcFace classifier). Nothing here imports
+either recipe. Submodules are imported explicitly (`from signpipe.train import loop`) so that
+importing the package does not pull in jax.
 """
-
-from signpipe.train.config import (
-    PRESETS,
-    STAGES,
-    FinetuneConfig,
-    PretrainConfig,
-    TrainConfig,
-    apply_overrides,
-    load_config,
-    preset,
-    resolve_config,
-)
-
-__all__ = [
-    "PRESETS",
-    "STAGES",
-    "FinetuneConfig",
-    "PretrainConfig",
-    "TrainConfig",
-    "apply_overrides",
-    "load_config",
-    "preset",
-    "resolve_config",
-]

@@ -8,7 +8,7 @@
   score so far with its step, everything outside the pytree that the run's future depends on.
 - `config`: JSON: the config that wrote it. Resuming with a config that changes the trajectory
   (anything but `RUN_CONTROL_FIELDS`) is refused: the result would be neither run. One change is
-  allowed: a larger `total_steps` extends the run (`signpipe.train.config.trajectory_differences`).
+  allowed: a larger `total_steps` extends the run (`signpipe.train.run_config.trajectory_differences`).
 
 Kept: the last `keep` checkpoints plus the one with the best validation score (saved with that
 score as its metric), so the best weights survive however long the run goes on after them.
@@ -53,7 +53,7 @@ from jax.experimental import multihost_utils
 from orbax.checkpoint import checkpoint_managers
 
 from signpipe.errors import ConfigError, SignpipeError
-from signpipe.train.config import TrainConfig, trajectory_differences
+from signpipe.train.run_config import RunConfig, trajectory_differences
 
 CHECKPOINT_DIR = "checkpoints"
 DAMAGED_DIR = "checkpoints-damaged"
@@ -247,7 +247,7 @@ class RunCheckpoints:
                 continue
         return None
 
-    def check_config(self, config: TrainConfig) -> None:
+    def check_config(self, config: RunConfig) -> None:
         """Refuse to resume the latest checkpoint with a config that changes the trajectory (a
         larger `total_steps` extends the run; see `trajectory_differences`)."""
         found = self._latest_readable_config()
@@ -281,7 +281,7 @@ class RunCheckpoints:
         step: int,
         state: Any,
         progress: Mapping[str, Any],
-        config: TrainConfig,
+        config: RunConfig,
         score: float | None = None,
     ) -> None:
         """Save (asynchronously) unless this step is saved already; a `score` makes the checkpoint

@@ -47,8 +47,8 @@ from jax.sharding import Mesh
 from signpipe.errors import SignpipeError
 from signpipe.train.checkpoint import RunCheckpoints, abstract_like, all_finite
 from signpipe.train.compile_cache import enable_compilation_cache
-from signpipe.train.config import TrainConfig
-from signpipe.train.data import Batch, IteratorState
+from signpipe.train.run_config import RunConfig
+from signpipe.train.batching import Batch, IteratorState
 from signpipe.train.mesh import replicated_sharding, shard_batch
 from signpipe.train.prefetch import PrefetchedBatches
 from signpipe.train.reporting import ScalarWriter, StepRate, TrainingProgress
@@ -219,7 +219,7 @@ def _divergence_message(
 
 def run_training_loop(
     *,
-    config: TrainConfig,
+    config: RunConfig,
     workdir: str | Path,
     mesh: Mesh,
     state: Any,

@@ -18,10 +18,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from signpipe.train.config import TrainConfig
+from signpipe.train.run_config import OptimizerConfig
 
 
-def learning_rate_schedule(config: TrainConfig) -> optax.Schedule:
+def learning_rate_schedule(config: OptimizerConfig) -> optax.Schedule:
     """Linear warmup to `learning_rate`, then cosine decay to `end_learning_rate_fraction` of it at
     `total_steps` ("cosine"), or the one-cycle cosine up-then-down shape with the peak at the end of
     the warmup ("onecycle")."""
@@ -48,7 +48,7 @@ def weight_decay_mask(params: Any) -> Any:
     return jax.tree.map(lambda leaf: jnp.ndim(leaf) > 1, params)
 
 
-def build_optimizer(config: TrainConfig, params: Any) -> optax.GradientTransformation:
+def build_optimizer(config: OptimizerConfig, params: Any) -> optax.GradientTransformation:
     return optax.chain(
         optax.clip_by_global_norm(config.clip_norm),
         optax.adamw(

@@ -16,7 +16,7 @@ import queue
 import threading
 from typing import Any
 
-from signpipe.train.data import IteratorState
+from signpipe.train.batching import IteratorState
 
 _DONE = object()
 

@@ -12,8 +12,8 @@ import jax
 from flax import nnx
 
 from signpipe.errors import ConfigError
-from signpipe.models.encoder import WEIGHT_INIT, Encoder
-from signpipe.models.sizes import ModelConfig
+from signpipe.fingerspelling.model.encoder import WEIGHT_INIT, Encoder
+from signpipe.fingerspelling.model.sizes import ModelConfig
 
 
 class FrameClassifierHead(nnx.Module):

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from signpipe.models.sizes import ModelConfig
+from signpipe.fingerspelling.model.sizes import ModelConfig
 
 WEIGHT_INIT = nnx.initializers.normal(0.02)
 """The seed initializes every projection (stem, attention, FFN, heads) from N(0, 0.02)."""

@@ -4,9 +4,9 @@
     signpipe train noisy-student --shards shards/ --workdir runs/teacher-cutmix --preset smoke \\
         alignments=runs/alignments
 
-This is CTC finetuning (`signpipe.train.finetune`: same model, loss, optimizer, EMA, evaluation,
+This is CTC finetuning (`signpipe.fingerspelling.finetune`: same model, loss, optimizer, EMA, evaluation,
 checkpoints and resumable loop) whose training batches come from
-`signpipe.align.cutmix.CutMixBatches`: each row is, with probability `cutmix_probability`, mixed
+`signpipe.fingerspelling.align.cutmix.CutMixBatches`: each row is, with probability `cutmix_probability`, mixed
 with another training sequence at frames its alignment says where characters are. The seed
 retrained its large teacher this way and it scored better than the teacher it started from.
 
@@ -14,7 +14,7 @@ retrained its large teacher this way and it scored better than the teacher it st
 supplemental set), with its own alignments in `supplemental_alignments`; the seed found that
 such extra data hurt without CutMix and helped (+0.01) with it.
 
-`train_and_evaluate` is built from `run_ctc_stage`, which distillation (`signpipe.train.distill`)
+`train_and_evaluate` is built from `run_ctc_stage`, which distillation (`signpipe.fingerspelling.distill`)
 reuses with its own model and train step.
 """
 
@@ -27,62 +27,18 @@ from typing import Any
 
 import numpy as np
 
-from signpipe.align.artifact import AlignmentRecords, read_alignments
-from signpipe.align.cutmix import DEFAULT_RETRIES, AttachedAlignments, CutMixBatches, attach_alignments
+from signpipe.fingerspelling.align.artifact import AlignmentRecords, read_alignments
+from signpipe.fingerspelling.align.cutmix import AttachedAlignments, CutMixBatches, attach_alignments
 from signpipe.errors import ConfigError, SignpipeError
-from signpipe.landmarks.shards import read_manifest
-from signpipe.models import CTCModel
-from signpipe.train.config import PRESETS, STAGES, FinetuneConfig
-from signpipe.train.data import LabelledSplit, TrainBatches, character_map_of, load_labelled_split
-from signpipe.train.finetune import StepFactory, build_model, make_train_step
-from signpipe.train.finetune import run_ctc_stage as run_finetune_stage
+from signpipe.fingerspelling.shards import read_manifest
+from signpipe.fingerspelling.model import CTCModel
+from signpipe.fingerspelling.config import DEFAULT_CUTMIX_PROBABILITY, FinetuneConfig, NoisyStudentConfig  # noqa: F401
+from signpipe.fingerspelling.data import LabelledSplit, TrainBatches, character_map_of, load_labelled_split
+from signpipe.fingerspelling.finetune import StepFactory, build_model, make_train_step
+from signpipe.fingerspelling.finetune import run_ctc_stage as run_finetune_stage
 from signpipe.train.mesh import process_rows
 
 STAGE = "noisy_student"
-DEFAULT_CUTMIX_PROBABILITY = 0.5
-
-
-@dataclasses.dataclass(frozen=True)
-class NoisyStudentConfig(FinetuneConfig):
-    """CTC finetuning with temporal CutMix on pseudo-alignments (REFERENCE.md section 2, "CutMix")."""
-
-    alignments: str = ""
-    """Alignments artifact (`signpipe align` output) covering the train split of `data_dir`."""
-    cutmix_probability: float = DEFAULT_CUTMIX_PROBABILITY
-    cutmix_retries: int = DEFAULT_RETRIES
-    supplemental_data_dir: str = ""
-    """Shard directory whose train split is added to the training data ("" = none)."""
-    supplemental_alignments: str = ""
-    """Alignments of `supplemental_data_dir`'s train split ("" = its sequences are never mixed)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        problems = []
-        if not 0.0 <= self.cutmix_probability <= 1.0:
-            problems.append(f"cutmix_probability must be in [0, 1], got {self.cutmix_probability}")
-        if self.cutmix_retries < 0:
-            problems.append(f"cutmix_retries must be 0 or more, got {self.cutmix_retries}")
-        if self.supplemental_alignments and not self.supplemental_data_dir:
-            problems.append("supplemental_alignments is set but supplemental_data_dir is not")
-        if problems:
-            raise ConfigError(f"{type(self).__name__}: " + "; ".join(problems))
-
-
-def register_stage(name: str, config_class: type[FinetuneConfig], presets: dict[str, dict[str, Any]]) -> None:
-    """Make a stage known to `signpipe.train.config` (presets, overrides, configs saved in
-    checkpoints), as its own stages are; registering the same class again is a no-op."""
-    known = STAGES.get(name)
-    if known is not None and known is not config_class:
-        raise ConfigError(f"training stage {name!r} is already registered with {known.__name__}")
-    STAGES[name] = config_class
-    PRESETS.setdefault(name, presets)
-
-
-register_stage(
-    STAGE,
-    NoisyStudentConfig,
-    {name: {**values, "cutmix_probability": DEFAULT_CUTMIX_PROBABILITY} for name, values in PRESETS["finetune"].items()},
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,7 +119,7 @@ def run_ctc_stage(
     description: str,
     extra_metrics: Callable[[], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Train a CTC model as finetuning does (`signpipe.train.finetune.run_ctc_stage`: state layout,
+    """Train a CTC model as finetuning does (`signpipe.fingerspelling.finetune.run_ctc_stage`: state layout,
     evaluation, checkpoints, resume, final metrics) on this stage's data (`load_training_data`:
     supplemental shards, alignments) and batches (`training_batches`: CutMix when there are
     alignments); the final metrics add the last train scalars, the supplemental and CutMix counts

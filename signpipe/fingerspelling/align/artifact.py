@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from signpipe.align.viterbi import SequenceAlignment
+from signpipe.fingerspelling.align.viterbi import SequenceAlignment
 from signpipe.data.atomic import atomic_path, atomic_write_text
 from signpipe.errors import SignpipeError
 

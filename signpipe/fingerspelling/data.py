@@ -61,11 +61,11 @@ from signpipe.landmarks.augment import (
     default_pipeline,
     feature_mirror,
 )
-from signpipe.landmarks.shards import load_split, read_manifest
-from signpipe.train.config import AUGMENTATIONS
+from signpipe.fingerspelling.shards import load_split, read_checked_manifest
+from signpipe.train.batching import Batch, IteratorState, bucket_length, length_sorted_batches
+from signpipe.fingerspelling.config import AUGMENTATIONS
 
 FEATURES_PER_FRAME = features.N_FEATURES
-Batch = dict[str, np.ndarray]
 
 
 def augmentation_pipeline(name: str, max_length: int, augment: bool = True) -> Transform:
@@ -164,21 +164,9 @@ def non_finite_problem(raw: np.ndarray, featurized: np.ndarray, where: str) -> P
 def load_labelled_split(shard_dir: str | Path, split: str, max_label_length: int) -> LabelledSplit:
     """Read, check and featurize one split of a fingerspelling shard directory."""
     shard_dir = Path(shard_dir)
-    if not shard_dir.is_dir():
-        raise SignpipeError(f"{shard_dir}: feature-shard directory not found (expected the output of preprocess)")
-    manifest = read_manifest(shard_dir)
+    manifest = read_checked_manifest(shard_dir, "CTC finetuning")
     where = shard_dir / "manifest.json"
-    kind = manifest.get("kind", "fingerspelling")
-    if kind != "fingerspelling":
-        raise SignpipeError(f"{where}: shards of a {kind!r} corpus; CTC finetuning needs a fingerspelling corpus")
-    if tuple(manifest.get("points", ())) != features.INPUT_POINTS:
-        raise SignpipeError(
-            f"{where}: shards hold points {manifest.get('points')!r:.80}, expected the model's "
-            f"{len(features.INPUT_POINTS)} input points (signpipe.landmarks.features.INPUT_POINTS)"
-        )
-    y_scale = manifest.get("y_scale")
-    if not isinstance(y_scale, (int, float)) or not y_scale > 0:
-        raise SignpipeError(f"{where}: y_scale {y_scale!r}, expected a positive number")
+    y_scale = manifest["y_scale"]
     character_map = character_map_of(shard_dir, manifest)
     sequences = load_split(shard_dir, split)
     if not sequences:
@@ -214,12 +202,6 @@ def load_labelled_split(shard_dir: str | Path, split: str, max_label_length: int
     return LabelledSplit(split, kept_features, labels, phrases, np.asarray(ids, np.int64), dropped)
 
 
-def bucket_length(n_frames: int, bucket: int, cap: int | None = None) -> int:
-    """The padded length of a batch whose longest sequence has `n_frames` frames."""
-    padded = max(bucket, -(-n_frames // bucket) * bucket)
-    return min(padded, cap) if cap is not None else padded
-
-
 def _label_arrays(labels: Sequence[np.ndarray], max_label_length: int) -> tuple[np.ndarray, np.ndarray]:
     lengths = np.array([len(label) for label in labels], dtype=np.int64)
     label_mask = np.arange(max_label_length)[None, :] < lengths[:, None]
@@ -251,25 +233,6 @@ def collate(
         "label_mask": label_mask,
         "weights": np.ones(n, np.float32) if weights is None else weights.astype(np.float32),
     }
-
-
-@dataclass(frozen=True)
-class IteratorState:
-    """Where `TrainBatches` is: the next batch is `position` of `epoch`."""
-
-    epoch: int
-    position: int
-    seed: int
-
-    def to_dict(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> IteratorState:
-        try:
-            return cls(int(values["epoch"]), int(values["position"]), int(values["seed"]))
-        except (KeyError, TypeError, ValueError):
-            raise SignpipeError(f"data-iterator state {dict(values)!r}: expected integers epoch, position, seed") from None
 
 
 class TrainBatches(Iterator[Batch]):
@@ -392,14 +355,6 @@ def validation_batches(
     """Every validation sequence once, un-augmented and never truncated, in batches of exactly
     `batch_size` (the last filled with zero-weight copies) sorted by length so each batch pads
     little; yields (batch, split indices of its real rows). Hosts get their `rows` of each batch."""
-    order = np.argsort(split.lengths, kind="stable")
-    rows = rows if rows is not None else slice(0, batch_size)
-    for start in range(0, len(order), batch_size):
-        real = order[start : start + batch_size]
-        filled = np.concatenate([real, np.full(batch_size - len(real), real[0])])
-        weights = (np.arange(batch_size) < len(real)).astype(np.float32)
-        length = bucket_length(int(split.lengths[real].max()), length_bucket)
-        local = filled[rows]
-        batch = collate([split.features[i] for i in local], [split.labels[i] for i in local], length,
-                        max_label_length, weights[rows])
-        yield batch, real
+    for batch in length_sorted_batches(split.lengths, batch_size, length_bucket, rows):
+        yield collate([split.features[i] for i in batch.rows], [split.labels[i] for i in batch.rows], batch.length,
+                      max_label_length, batch.weights), batch.real

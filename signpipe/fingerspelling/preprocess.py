@@ -7,7 +7,7 @@ Three phases, so the pipeline can fan out over shards (one worker per shard) and
    `sequences_per_shard` sequences, keeping the sequences of one landmark file together so each
    worker opens as few files as possible.
 2. `write_planned_shard`: one shard: read its sequences' input points (column projection, see
-   `signpipe.data`), write them (`signpipe.landmarks.shards`), return its statistics.
+   `signpipe.data`), write them (`signpipe.fingerspelling.shards`), return its statistics.
 3. `gather`: add the statistics up and write the manifest last, so a shard directory with a
    manifest is complete.
 
@@ -42,7 +42,7 @@ from signpipe.data.corpus import open_corpus
 from signpipe.data.values import describe_frame, frame_faults
 from signpipe.errors import ConfigError, CorpusError, Problem, SignpipeError
 from signpipe.landmarks import features
-from signpipe.landmarks.shards import MANIFEST, ShardSequence, write_manifest, write_shard
+from signpipe.fingerspelling.shards import MANIFEST, ShardSequence, write_manifest, write_shard
 
 PLAN = "plan.json"
 SPLITS = ("train", "validation")

@@ -14,7 +14,7 @@ plausible signing speed and within the batch's `max_length`. A cut whose label c
 (only blanks kept) or longer than `max_label_length` is drawn again; after `retries` failures the
 first sample is used unmixed.
 
-`CutMixBatches` is the training batch source: `signpipe.train.data.TrainBatches` (same shuffling,
+`CutMixBatches` is the training batch source: `signpipe.fingerspelling.data.TrainBatches` (same shuffling,
 same per-row seeding, same restorable state, so runs resume exactly) whose rows are mixed with
 probability `probability` when they have a usable alignment. Sequences without one (flagged
 impossible or low-confidence by the aligner, or not aligned at all) are trained on as they are and
@@ -28,13 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from signpipe.align.artifact import AlignmentRecords
+from signpipe.fingerspelling.align.artifact import AlignmentRecords
 from signpipe.data.schema import CTC_BLANK
 from signpipe.errors import ConfigError, SignpipeError
 from signpipe.landmarks.augment import Sample, collapse_alignment
-from signpipe.train.data import LabelledSplit, TrainBatches
+from signpipe.fingerspelling.config import DEFAULT_CUTMIX_RETRIES
+from signpipe.fingerspelling.data import LabelledSplit, TrainBatches
 
-DEFAULT_RETRIES = 8
 
 
 def unpadded(sample: Sample) -> Sample:
@@ -53,7 +53,7 @@ def temporal_cutmix(
     *,
     max_length: int | None = None,
     max_label_length: int | None = None,
-    retries: int = DEFAULT_RETRIES,
+    retries: int = DEFAULT_CUTMIX_RETRIES,
     blank: int = CTC_BLANK,
 ) -> Sample | None:
     """`first` with a random stretch replaced by a stretch of `second`, or None if `retries + 1`
@@ -143,7 +143,7 @@ class CutMixBatches(TrainBatches):
         alignments: list[np.ndarray | None],
         probability: float,
         *,
-        retries: int = DEFAULT_RETRIES,
+        retries: int = DEFAULT_CUTMIX_RETRIES,
         **batch_options: Any,
     ):
         """`alignments`: per sequence of `split`, its frame classes or None (never mixed);

@@ -32,8 +32,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from signpipe.models.encoder import WEIGHT_INIT, Encoder
-from signpipe.models.sizes import ModelConfig
+from signpipe.fingerspelling.model.encoder import WEIGHT_INIT, Encoder
+from signpipe.fingerspelling.model.sizes import ModelConfig
 
 MASK_NOISE_STD = 0.01
 """Standard deviation of the noise that stands in for masked frames at the decoder's input
@@ -206,7 +206,7 @@ class Data2vecModel(nnx.Module):
     """The student: the encoder that finetuning starts from, and the decoder used only here.
 
     The attribute name `encoder` is the checkpoint convention (`params/encoder`) that
-    `signpipe.train.finetune.load_encoder_weights` reads.
+    `signpipe.fingerspelling.finetune.load_encoder_weights` reads.
     """
 
     def __init__(self, config: ModelConfig, decoder_layers: int, decoder_kernel: int, *, rngs: nnx.Rngs):

@@ -36,14 +36,14 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from signpipe.data.atomic import atomic_write_text
-from signpipe.decode import character_table, ctc_greedy_decode, indices_to_phrase
+from signpipe.fingerspelling.decode import character_table, ctc_greedy_decode, indices_to_phrase
 from signpipe.errors import ConfigError, SignpipeError
-from signpipe.landmarks.shards import read_manifest
+from signpipe.fingerspelling.shards import read_manifest
 from signpipe.metrics import LevenshteinTotals, levenshtein_totals
-from signpipe.models import CTCModel, build_ctc_model
+from signpipe.fingerspelling.model import CTCModel, build_ctc_model
 from signpipe.train.checkpoint import RunCheckpoints, has_checkpoints
-from signpipe.train.config import FinetuneConfig, config_from_dict, dump_config
-from signpipe.train.data import LabelledSplit, TrainBatches, character_map_of, load_labelled_split, validation_batches
+from signpipe.fingerspelling.config import FinetuneConfig, config_from_dict, dump_config
+from signpipe.fingerspelling.data import LabelledSplit, TrainBatches, character_map_of, load_labelled_split, validation_batches
 from signpipe.train.loop import outcome_notes, run_training_loop
 from signpipe.train.mesh import (
     batch_sharding,
@@ -368,30 +368,39 @@ def train_and_evaluate(config: FinetuneConfig, workdir: str | Path) -> dict[str,
     )
 
 
-def load_finetuned_model(workdir: str | Path, which: str = "best", use_ema: bool = True) -> tuple[CTCModel, FinetuneConfig, int]:
-    """The model of a finetuning workdir, for export, alignment or distillation: its best (by
-    validation score) or last checkpoint, EMA weights by default. Returns (model, config, step)."""
-    if which not in ("best", "last"):
-        raise ConfigError(f"which={which!r}: expected 'best' or 'last'")
+def load_finetuned_model(workdir: str | Path, which: str | int = "best",
+                         use_ema: bool = True) -> tuple[CTCModel, FinetuneConfig, int]:
+    """The model of a CTC run's workdir (finetuning, noisy student, distillation), for export,
+    alignment, distillation or prediction; the one reader of such checkpoints. `which`: "best" (by
+    validation score, else the last), "last", or a step number; EMA weights by default. The config
+    is the one saved with that step. Returns (model, config, step)."""
+    if not (which in ("best", "last") or (isinstance(which, int) and not isinstance(which, bool))):
+        raise ConfigError(f"which={which!r}: expected 'best', 'last' or a step number")
     if not has_checkpoints(workdir):
         raise SignpipeError(f"{workdir}: no checkpoints (expected the workdir of a finetuning run)")
     with RunCheckpoints(workdir, read_only=True) as checkpoints:
         latest = checkpoints.latest_step()
         if latest is None:
             raise SignpipeError(f"{workdir}: no complete checkpoint found")
-        config = config_from_dict(checkpoints.saved_config(latest))
-        if not isinstance(config, FinetuneConfig):
-            raise ConfigError(f"{workdir}: a {type(config).__name__} run, not a finetuning run")
         step = latest
-        if which == "best":
+        if isinstance(which, int):
+            if which not in checkpoints.all_steps():
+                raise SignpipeError(f"{workdir} step {which}: no such complete checkpoint (found steps {checkpoints.all_steps()})")
+            step = which
+        elif which == "best":
             progress = checkpoints.saved_progress(latest)
             if progress.get("best_step") in checkpoints.all_steps():
                 step = int(progress["best_step"])
+        config = config_from_dict(checkpoints.saved_config(step))
+        if not isinstance(config, FinetuneConfig):
+            raise ConfigError(f"{workdir}: a {type(config).__name__} run, not a finetuning run")
         _, saved = checkpoints.restore_unstructured(step)
+    key = "ema_params" if use_ema else "params"
+    if not isinstance(saved, Mapping) or key not in saved:
+        raise SignpipeError(f"{workdir} step {step}: the checkpoint holds no {key}")
     model = build_ctc_model(config.model_config(), rngs=nnx.Rngs(params=0, dropout=1))
     target = nnx.state(model, nnx.Param)
-    values = _fill_from_saved(nnx.to_pure_dict(target), saved["ema_params" if use_ema else "params"], f"{workdir} step {step}")
+    values = _fill_from_saved(nnx.to_pure_dict(target), saved[key], f"{workdir} step {step}")
     nnx.replace_by_pure_dict(target, values)
     nnx.update(model, target)
     return model, config, step
-

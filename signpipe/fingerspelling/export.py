@@ -29,7 +29,7 @@ Graphs (`graph=`):
   zero-padded to the smallest bucket that holds them, run through a fixed-shape copy of the model
   with a padding mask, and cut back to the true length before decoding; longer inputs fall back to
   the dynamic model. The encoder masks padded frames out of attention and the stem (see
-  `signpipe.models.encoder`), so the outputs are those of the dynamic graph.
+  `signpipe.fingerspelling.model.encoder`), so the outputs are those of the dynamic graph.
 
 Quantization (`quantize=`): "none" (fp32), "fp16" (weights stored as fp16, computed in fp32: half
 the size at about 1e-3 relative error) and "int8" (dynamic-range: int8 weights, about 0.3x the
@@ -49,7 +49,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,7 @@ from signpipe.data.atomic import check_writable_file
 from signpipe.errors import ConfigError, SignpipeError
 from signpipe.export.bundle import INPUT_NAME, OUTPUT_NAME, SIGNATURE, write_bundle
 from signpipe.landmarks import features
-from signpipe.models import CTCModel
+from signpipe.fingerspelling.model import CTCModel
 
 QUANTIZATIONS = ("none", "fp16", "int8")
 GRAPHS = ("auto", "fast", "dynamic")
@@ -91,7 +91,7 @@ def first_argmax(logits: jax.Array) -> jax.Array:
 
 def greedy_ctc_rows(logits: jax.Array, blank: int) -> jax.Array:
     """Logits `[T, C]` -> one-hot rows `[T, C]`: the class greedy CTC decoding emits at each frame,
-    the blank where it emits nothing (the rule of `signpipe.decode.greedy_keep_mask`)."""
+    the blank where it emits nothing (the rule of `signpipe.fingerspelling.decode.greedy_keep_mask`)."""
     indices = first_argmax(logits)
     is_first = jnp.arange(indices.shape[0]) == 0
     changed = (indices != jnp.roll(indices, 1)) | is_first
@@ -309,7 +309,7 @@ def export_model(
 @dataclasses.dataclass(frozen=True)
 class LoadedCheckpoint:
     model: CTCModel
-    config: Any  # signpipe.train.config.FinetuneConfig
+    config: Any  # signpipe.fingerspelling.config.FinetuneConfig
     step: int
     workdir: Path
 
@@ -319,84 +319,20 @@ def load_checkpoint(checkpoint: str | Path) -> LoadedCheckpoint:
     score, else its last), a step directory (`WORKDIR/checkpoints/<step>`) that step."""
     from signpipe.train.checkpoint import CHECKPOINT_DIR, storage_path
 
-    _register_derived_stages()
     path = Path(checkpoint)
     step_dir = path.name.isdigit() and path.parent.name == CHECKPOINT_DIR
     if not (storage_path(path) if step_dir else path).is_dir():  # a step directory is where Orbax keeps it
         raise SignpipeError(f"{path}: checkpoint not found (expected a training workdir or WORKDIR/{CHECKPOINT_DIR}/<step>)")
-    if step_dir:
-        workdir, step = path.parent.parent, int(path.name)
-        model, config = _load_step(workdir, step)
-        return LoadedCheckpoint(model, config, step, workdir)
-    from signpipe.train.finetune import load_finetuned_model
+    from signpipe.fingerspelling.finetune import load_finetuned_model
 
-    model, config, step = load_finetuned_model(path, which="best", use_ema=True)
-    return LoadedCheckpoint(model, config, step, path)
-
-
-def _register_derived_stages() -> None:
-    """Noisy-student and distillation runs save configs whose stage names their modules register
-    on import; without them such a workdir's config could not be read back."""
-    import importlib
-
-    for name in ("noisy_student", "distill"):
-        try:
-            importlib.import_module(f"signpipe.train.{name}")
-        except ModuleNotFoundError as exc:  # a stage not part of this checkout
-            if exc.name != f"signpipe.train.{name}":
-                raise
-
-
-def _load_step(workdir: Path, step: int) -> tuple[CTCModel, Any]:
-    """One given step's EMA weights (`load_finetuned_model` picks best or last only, and reads the
-    checkpoint layout the same way)."""
-    from signpipe.models import build_ctc_model
-    from signpipe.train.checkpoint import RunCheckpoints
-    from signpipe.train.config import FinetuneConfig, config_from_dict
-
-    where = f"{workdir} step {step}"
-    with RunCheckpoints(workdir, read_only=True) as checkpoints:
-        if step not in checkpoints.all_steps():
-            raise SignpipeError(f"{where}: no such complete checkpoint (found steps {checkpoints.all_steps()})")
-        config = config_from_dict(checkpoints.saved_config(step))
-        if not isinstance(config, FinetuneConfig):
-            raise SignpipeError(f"{where}: a {type(config).__name__} run; export needs a finetuned CTC model")
-        _, saved = checkpoints.restore_unstructured(step)
-    if not isinstance(saved, Mapping) or "ema_params" not in saved:
-        raise SignpipeError(f"{where}: the checkpoint holds no ema_params")
-    model = build_ctc_model(config.model_config(), rngs=nnx.Rngs(params=0, dropout=1))
-    target = nnx.state(model, nnx.Param)
-    weights = _saved_weights_like(nnx.to_pure_dict(target), saved["ema_params"], where)
-    nnx.replace_by_pure_dict(target, weights)
-    nnx.update(model, target)
-    return model, config
-
-
-def _saved_weights_like(target: Any, saved: Any, where: str) -> Any:
-    """`target`'s structure filled from `saved` (checkpoints key list items by strings)."""
-
-    def lookup(path: tuple, leaf: Any) -> Any:
-        node = saved
-        for entry in path:
-            key = str(getattr(entry, "key", getattr(entry, "idx", entry)))
-            if not isinstance(node, Mapping) or key not in node:
-                raise SignpipeError(f"{where}: no weights at {_variable_name(path)}")
-            node = node[key]
-        if isinstance(node, Mapping) and set(node) == {"value"}:  # an nnx Variable saved as {"value": array}
-            node = node["value"]
-        value = np.asarray(node)
-        if value.shape != leaf.shape:
-            raise SignpipeError(
-                f"{where}: weights at {_variable_name(path)} are {value.shape}, the model expects {leaf.shape}"
-            )
-        return jnp.asarray(value, dtype=leaf.dtype)
-
-    return jax.tree_util.tree_map_with_path(lookup, target)
+    workdir = path.parent.parent if step_dir else path
+    model, config, step = load_finetuned_model(workdir, which=int(path.name) if step_dir else "best", use_ema=True)
+    return LoadedCheckpoint(model, config, step, workdir)
 
 
 def y_scale_of_run(config: Any, where: str) -> float:
     """The y scale the run trained with: its shard manifest's (the graph must apply the same)."""
-    from signpipe.landmarks.shards import read_manifest
+    from signpipe.fingerspelling.shards import read_manifest
 
     data_dir = getattr(config, "data_dir", "")
     if not data_dir or not Path(data_dir).is_dir():

@@ -7,12 +7,12 @@
 - `run`: `align_shards`, a checkpoint and a shard directory in, the artifact out
   (`signpipe align --workdir RUN --shards SHARDS --out DIR`).
 
-`cutmix` and `run` are imported as modules of their own (`signpipe.align.cutmix`,
-`signpipe.align.run`), not from here: they pull in jax and the training stages, which themselves
+`cutmix` and `run` are imported as modules of their own (`signpipe.fingerspelling.align.cutmix`,
+`signpipe.fingerspelling.align.run`), not from here: they pull in jax and the training stages, which themselves
 import this package, while the aligner and the artifact need only numpy and pyarrow.
 """
 
-from signpipe.align.artifact import (
+from signpipe.fingerspelling.align.artifact import (
     ALIGNMENTS_FILE,
     SUMMARY_FILE,
     AlignedSequence,
@@ -20,7 +20,7 @@ from signpipe.align.artifact import (
     read_alignments,
     write_alignments,
 )
-from signpipe.align.viterbi import (
+from signpipe.fingerspelling.align.viterbi import (
     DEFAULT_MIN_CHARACTER_CONFIDENCE,
     DEFAULT_MIN_CONFIDENCE,
     BatchAlignment,

@@ -19,13 +19,12 @@ deeper model's final norm when its depth is a multiple of k), with its stem, fin
 from a finetuned model, its CTC head (copied into both student heads).
 
 Everything else (data, optimizer, EMA, evaluation of the CTC head, checkpoints, resume) is
-finetuning's, through `signpipe.train.noisy_student.run_ctc_stage`. The teacher is not part of the
+finetuning's, through `signpipe.fingerspelling.noisy_student.run_ctc_stage`. The teacher is not part of the
 checkpointed state: a resumed run reloads it from its workdir.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -37,10 +36,9 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from signpipe.errors import ConfigError, SignpipeError
-from signpipe.models import CTCModel, build_ctc_model
+from signpipe.fingerspelling.model import CTCModel, build_ctc_model
 from signpipe.train.checkpoint import RunCheckpoints
-from signpipe.train.config import PRESETS
-from signpipe.train.finetune import (
+from signpipe.fingerspelling.finetune import (
     _fill_from_saved,
     ctc_loss_per_sequence,
     load_encoder_weights,
@@ -48,57 +46,11 @@ from signpipe.train.finetune import (
     weighted_mean,
 )
 from signpipe.train.mesh import batch_sharding, replicate, replicated_sharding
-from signpipe.train.noisy_student import NoisyStudentConfig, check_data_dirs, register_stage, run_ctc_stage
+from signpipe.fingerspelling.config import TEACHER_CHECKPOINTS, DistillConfig, NoisyStudentConfig  # noqa: F401
+from signpipe.fingerspelling.noisy_student import check_data_dirs, run_ctc_stage
 from signpipe.train.optim import ema_decay_at, learning_rate_schedule, update_ema
 
 STAGE = "distill"
-TEACHER_CHECKPOINTS = ("best", "last")
-
-
-@dataclasses.dataclass(frozen=True)
-class DistillConfig(NoisyStudentConfig):
-    """Distillation into the model `model` names (the student) from the finetuned `teacher`.
-
-    CutMix fields are the noisy student's: with `alignments` set the student trains on CutMix
-    batches, without them on the plain augmented ones.
-    """
-
-    teacher: str = ""
-    """Workdir of the teacher: a finetuning or noisy-student run."""
-    teacher_checkpoint: str = "best"
-    kd_weight: float = 10.0
-    init_layers_from: str = ""
-    """Workdir of a deeper model of the student's width (pretraining, finetuning...) whose every
-    k-th layer starts the student ("" = fresh weights, or `init_from`'s encoder)."""
-    init_layer_stride: int = 0
-    """k; 0 = the deeper model's layers // the student's layers."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        problems = []
-        if self.teacher_checkpoint not in TEACHER_CHECKPOINTS:
-            problems.append(f"teacher_checkpoint must be one of {list(TEACHER_CHECKPOINTS)}, got {self.teacher_checkpoint!r}")
-        if self.kd_weight < 0:
-            problems.append(f"kd_weight must be non-negative, got {self.kd_weight}")
-        if self.init_layer_stride < 0:
-            problems.append(f"init_layer_stride must be 0 (automatic) or positive, got {self.init_layer_stride}")
-        if self.init_layers_from and self.init_from:
-            problems.append("init_from and init_layers_from both set; the student starts from one of them")
-        if problems:
-            raise ConfigError(f"{type(self).__name__}: " + "; ".join(problems))
-
-
-def _distill_presets() -> dict[str, dict[str, Any]]:
-    """Finetuning's presets with the student sizes the seed distilled into: its 24 x 256 `small`
-    model for the full-size presets (830 epochs of the 95% split at batch 256 for `kaggle5th`), the
-    tiny model for `smoke`."""
-    presets = {name: {**values, "kd_weight": 10.0} for name, values in PRESETS["finetune"].items()}
-    presets["large"] = {**presets["large"], "model": "small"}
-    presets["kaggle5th"] = {**presets["kaggle5th"], "model": "small", "total_steps": 207_000, "checkpoint_every": 2000}
-    return presets
-
-
-register_stage(STAGE, DistillConfig, _distill_presets())
 
 
 def hard_target_cross_entropy(

@@ -10,7 +10,7 @@ or from Python:
     config = resolve_config("finetune", "smoke", ["total_steps=500", "model.dropout=0"])
     train_and_evaluate(replace(config, data_dir="shards/"), "runs/ft")
 
-`model` names a size of `signpipe.models.sizes` ("tiny", "small", "large" or "LxD"); `model.KEY=V`
+`model` names a size of `signpipe.fingerspelling.model.sizes` ("tiny", "small", "large" or "LxD"); `model.KEY=V`
 overrides one field of that size's `ModelConfig`. Every value is type-checked and range-checked
 when the config is built, so a typo fails before any data is read or anything is compiled.
 
@@ -44,9 +44,14 @@ from typing import Any
 
 from signpipe.data.atomic import atomic_write_text
 from signpipe.errors import ConfigError
-from signpipe.models.sizes import ModelConfig, model_config
+from signpipe.fingerspelling.model.sizes import ModelConfig, model_config
+from signpipe.train.run_config import EXTENSION_FIELDS, RUN_CONTROL_FIELDS, extends, trajectory_differences  # noqa: F401 (their home is the shared layer)
 
 CONFIG_FILE = "config.json"
+DEFAULT_CUTMIX_PROBABILITY = 0.5
+DEFAULT_CUTMIX_RETRIES = 8
+"""Draws of a partner before a CutMix sample falls back to no mix (`signpipe.fingerspelling.align.cutmix`)."""
+TEACHER_CHECKPOINTS = ("best", "last")
 SCHEDULES = ("cosine", "onecycle")
 AUGMENTATIONS = ("seed", "light")
 
@@ -68,7 +73,7 @@ class TrainConfig:
     augment: bool = True
     augmentation: str = "seed"
     """Which augmentation when `augment` is on: "seed" (the seed's full pipeline) or "light"
-    (see `signpipe.train.data.augmentation_pipeline`)."""
+    (see `signpipe.fingerspelling.data.augmentation_pipeline`)."""
     # model
     model: str = "tiny"
     model_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -132,17 +137,74 @@ class PretrainConfig(TrainConfig):
     decoder_kernel: int = 7
 
 
-STAGES: dict[str, type[TrainConfig]] = {"finetune": FinetuneConfig, "pretrain": PretrainConfig}
+@dataclasses.dataclass(frozen=True)
+class NoisyStudentConfig(FinetuneConfig):
+    """CTC finetuning with temporal CutMix on pseudo-alignments (REFERENCE.md section 2, "CutMix")."""
 
-RUN_CONTROL_FIELDS = frozenset({"stop_after_step", "log_every", "prefetch"})
-"""Fields that only steer the process, not the training trajectory: a resumed run may change them."""
-EXTENSION_FIELDS = frozenset({"total_steps", "epochs"})
-"""Fields a resumed run may change together to train longer: a larger `total_steps` extends the run
-(`epochs` is how the isolated-signs recipe derives its `total_steps`). The extended run continues from
-the checkpoint; the learning-rate schedule is a function of `total_steps`, so from there on the
-rate follows the new total's schedule (with cosine decay it rises from the old schedule's end to
-the new schedule's value at that step, then decays to the new end). A smaller `total_steps` is a
-different run and is refused."""
+    alignments: str = ""
+    """Alignments artifact (`signpipe align` output) covering the train split of `data_dir`."""
+    cutmix_probability: float = DEFAULT_CUTMIX_PROBABILITY
+    cutmix_retries: int = DEFAULT_CUTMIX_RETRIES
+    supplemental_data_dir: str = ""
+    """Shard directory whose train split is added to the training data ("" = none)."""
+    supplemental_alignments: str = ""
+    """Alignments of `supplemental_data_dir`'s train split ("" = its sequences are never mixed)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        problems = []
+        if not 0.0 <= self.cutmix_probability <= 1.0:
+            problems.append(f"cutmix_probability must be in [0, 1], got {self.cutmix_probability}")
+        if self.cutmix_retries < 0:
+            problems.append(f"cutmix_retries must be 0 or more, got {self.cutmix_retries}")
+        if self.supplemental_alignments and not self.supplemental_data_dir:
+            problems.append("supplemental_alignments is set but supplemental_data_dir is not")
+        if problems:
+            raise ConfigError(f"{type(self).__name__}: " + "; ".join(problems))
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillConfig(NoisyStudentConfig):
+    """Distillation into the model `model` names (the student) from the finetuned `teacher`.
+
+    CutMix fields are the noisy student's: with `alignments` set the student trains on CutMix
+    batches, without them on the plain augmented ones.
+    """
+
+    teacher: str = ""
+    """Workdir of the teacher: a finetuning or noisy-student run."""
+    teacher_checkpoint: str = "best"
+    kd_weight: float = 10.0
+    init_layers_from: str = ""
+    """Workdir of a deeper model of the student's width (pretraining, finetuning...) whose every
+    k-th layer starts the student ("" = fresh weights, or `init_from`'s encoder)."""
+    init_layer_stride: int = 0
+    """k; 0 = the deeper model's layers // the student's layers."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        problems = []
+        if self.teacher_checkpoint not in TEACHER_CHECKPOINTS:
+            problems.append(f"teacher_checkpoint must be one of {list(TEACHER_CHECKPOINTS)}, got {self.teacher_checkpoint!r}")
+        if self.kd_weight < 0:
+            problems.append(f"kd_weight must be non-negative, got {self.kd_weight}")
+        if self.init_layer_stride < 0:
+            problems.append(f"init_layer_stride must be 0 (automatic) or positive, got {self.init_layer_stride}")
+        if self.init_layers_from and self.init_from:
+            problems.append("init_from and init_layers_from both set; the student starts from one of them")
+        if problems:
+            raise ConfigError(f"{type(self).__name__}: " + "; ".join(problems))
+
+
+def _distill_presets() -> dict[str, dict[str, Any]]:
+    """Finetuning's presets with the student sizes the seed distilled into: its 24 x 256 `small`
+    model for the full-size presets (830 epochs of the 95% split at batch 256 for `kaggle5th`), the
+    tiny model for `smoke`."""
+    presets = {name: {**values, "kd_weight": 10.0} for name, values in PRESETS["finetune"].items()}
+    presets["large"] = {**presets["large"], "model": "small"}
+    presets["kaggle5th"] = {**presets["kaggle5th"], "model": "small", "total_steps": 207_000, "checkpoint_every": 2000}
+    return presets
+
 
 _SEED_OPTIMIZER = {"learning_rate": 5e-4, "weight_decay": 0.01, "adam_b1": 0.9, "adam_b2": 0.98, "clip_norm": 1.0}
 
@@ -295,6 +357,37 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         },
     },
 }
+
+
+def _noisy_student_presets(finetune: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Finetuning's presets with CutMix on (the seed's noisy student trains like finetuning)."""
+    return {name: {**values, "cutmix_probability": DEFAULT_CUTMIX_PROBABILITY} for name, values in finetune.items()}
+
+
+def _distill_presets(finetune: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Finetuning's presets with the student sizes the seed distilled into: its 24 x 256 `small`
+    model for the full-size presets (830 epochs of the 95% split at batch 256 for `kaggle5th`), the
+    tiny model for `smoke`."""
+    presets = {name: {**values, "kd_weight": 10.0} for name, values in finetune.items()}
+    presets["large"] = {**presets["large"], "model": "small"}
+    presets["kaggle5th"] = {**presets["kaggle5th"], "model": "small", "total_steps": 207_000, "checkpoint_every": 2000}
+    return presets
+
+
+PRESETS["noisy_student"] = _noisy_student_presets(PRESETS["finetune"])
+PRESETS["distill"] = _distill_presets(PRESETS["finetune"])
+
+STAGES: dict[str, type[TrainConfig]] = {
+    "pretrain": PretrainConfig,
+    "finetune": FinetuneConfig,
+    "noisy_student": NoisyStudentConfig,
+    "distill": DistillConfig,
+}
+"""The recipe's training stages, each with its config class (`PRESETS[stage]` holds its presets).
+A new stage is declared here (its config class and presets), then trained by its own module; a
+workdir's saved config names its stage, so every stage's configs read back without importing the
+stage's module."""
+
 
 # range checks shared by every stage; a field a stage does not have is skipped
 _POSITIVE_INTS = (
@@ -528,19 +621,3 @@ def load_config(path: str | Path) -> TrainConfig:
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: not valid JSON ({exc})") from None
     return config_from_dict(values)
-
-
-def extends(saved: Mapping[str, Any], current: Any) -> bool:
-    """Whether `current` (a config) trains the run of `saved` (a checkpoint's config) for longer."""
-    before, after = saved.get("total_steps"), current.to_dict().get("total_steps")
-    return isinstance(before, int) and isinstance(after, int) and after > before
-
-
-def trajectory_differences(saved: Mapping[str, Any], current: TrainConfig) -> list[str]:
-    """Keys whose values differ between a checkpoint's config and this run's, ignoring fields that
-    only steer the process and, when `current` extends the run (a larger `total_steps`), the
-    `EXTENSION_FIELDS`; non-empty means resuming would mix two different runs."""
-    now = current.to_dict()
-    ignored = RUN_CONTROL_FIELDS | (EXTENSION_FIELDS if extends(saved, current) else frozenset())
-    keys = sorted((set(saved) | set(now)) - ignored)
-    return [f"{k}: {saved.get(k, '<absent>')!r} -> {now.get(k, '<absent>')!r}" for k in keys if saved.get(k) != now.get(k)]

@@ -11,13 +11,13 @@ hold a doubled letter ("ll"): the runs are separate, so both survive.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from signpipe.data.schema import CTC_BLANK
+from signpipe.data.schema import CTC_BLANK, character_table, indices_to_phrase  # noqa: F401 (the scorer's lookup)
 
 
 def greedy_keep_mask(indices: Any, mask: Any | None = None, blank: int = CTC_BLANK, xp: ModuleType = np) -> Any:
@@ -47,22 +47,6 @@ def ctc_greedy_decode(logits: Any, mask: Any | None = None, blank: int = CTC_BLA
     emitted = indices[keep].astype(np.int32)
     counts = np.bincount(rows, minlength=indices.shape[0])
     return np.split(emitted, np.cumsum(counts)[:-1])
-
-
-def character_table(character_map: Mapping[str, int]) -> np.ndarray:
-    """Index -> character lookup array built from `character_to_prediction_index.json`."""
-    table = np.full(max(character_map.values()) + 1, "", dtype=object)
-    for character, index in character_map.items():
-        table[index] = character
-    return table
-
-
-def indices_to_phrase(indices: Sequence[int] | np.ndarray, table: np.ndarray) -> str:
-    """Join the characters of `indices`; an index the map does not hold (the blank) gives "",
-    as in the Kaggle scorer."""
-    indices = np.asarray(indices, dtype=np.int64)
-    known = (indices >= 0) & (indices < len(table))
-    return "".join(table[indices[known]])
 
 
 def decode_phrases(logits: Any, mask: Any | None, character_map: Mapping[str, int], blank: int = CTC_BLANK) -> list[str]:

@@ -3,7 +3,7 @@
     align_shards("runs/teacher", "shards/", "runs/alignments")   # -> summary dict
 
 The model is a finetuning (or noisy-student, or distillation) workdir, read through
-`signpipe.train.finetune.load_finetuned_model`: its best checkpoint, EMA weights, as validation
+`signpipe.fingerspelling.finetune.load_finetuned_model`: its best checkpoint, EMA weights, as validation
 scored them. Each sequence goes through the same `featurize` as in training (so frame t of the
 alignment is frame t of what training feeds the model), the model gives per-frame
 log-probabilities, and `ctc_forced_align` places the phrase on them. Sequences are batched by
@@ -26,36 +26,20 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from signpipe.align.artifact import AlignedSequence, write_alignments
-from signpipe.align.viterbi import DEFAULT_MIN_CHARACTER_CONFIDENCE, DEFAULT_MIN_CONFIDENCE, ctc_forced_align
+from signpipe.fingerspelling.align.artifact import AlignedSequence, write_alignments
+from signpipe.fingerspelling.align.viterbi import DEFAULT_MIN_CHARACTER_CONFIDENCE, DEFAULT_MIN_CONFIDENCE, ctc_forced_align
 from signpipe.errors import ConfigError, SignpipeError
 from signpipe.landmarks import features
-from signpipe.landmarks.shards import ShardSequence, load_split, read_manifest
-from signpipe.models import CTCModel
-from signpipe.train.data import FEATURES_PER_FRAME, bucket_length, character_map_of, encode_phrase
+from signpipe.fingerspelling.shards import ShardSequence, load_split, read_checked_manifest
+from signpipe.fingerspelling.model import CTCModel
+from signpipe.fingerspelling.data import FEATURES_PER_FRAME, character_map_of, encode_phrase
+from signpipe.train.batching import bucket_length
 
 # the stages whose workdirs `load_finetuned_model` may be given register their configs on import
-from signpipe.train import distill as _distill_stage  # noqa: F401
-from signpipe.train import noisy_student as _noisy_student_stage  # noqa: F401
-from signpipe.train.finetune import load_finetuned_model
+from signpipe.fingerspelling.finetune import load_finetuned_model
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (sequences aligned so far, total) after each batch."""
-
-
-def _check_shards(shards_dir: Path) -> dict:
-    if not shards_dir.is_dir():
-        raise SignpipeError(f"{shards_dir}: feature-shard directory not found (expected the output of preprocess)")
-    manifest = read_manifest(shards_dir)
-    where = shards_dir / "manifest.json"
-    if manifest.get("kind", "fingerspelling") != "fingerspelling":
-        raise SignpipeError(f"{where}: shards of a {manifest.get('kind')!r} corpus; alignment needs fingerspelling phrases")
-    if tuple(manifest.get("points", ())) != features.INPUT_POINTS:
-        raise SignpipeError(f"{where}: shards do not hold the model's input points (signpipe.landmarks.features.INPUT_POINTS)")
-    y_scale = manifest.get("y_scale")
-    if not isinstance(y_scale, (int, float)) or not y_scale > 0:
-        raise SignpipeError(f"{where}: y_scale {y_scale!r}, expected a positive number")
-    return manifest
 
 
 def make_log_prob_function(model: CTCModel) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
@@ -134,11 +118,11 @@ def align_shards(
     progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Align every sequence of `splits` of `shards_dir` with the model of the workdir `checkpoint`,
-    write the artifact into `out_dir` (`signpipe.align.artifact`) and return its summary."""
+    write the artifact into `out_dir` (`signpipe.fingerspelling.align.artifact`) and return its summary."""
     shards_dir = Path(shards_dir)
     if not splits:
         raise ConfigError("align: no splits given (expected e.g. train, validation)")
-    manifest = _check_shards(shards_dir)
+    manifest = read_checked_manifest(shards_dir, "alignment")
     model, config, step = load_finetuned_model(checkpoint, which=which, use_ema=use_ema)
     character_map = character_map_of(shards_dir, manifest)
     if max(character_map.values()) >= config.model_config().blank_index:

@@ -3,9 +3,9 @@
 `build_ctc_model(model_config("small"), rngs=nnx.Rngs(params=0, dropout=1))` is the usual entry.
 """
 
-from signpipe.models.encoder import Encoder, EncoderLayer, apply_rotary, frame_mask, rotary_angles
-from signpipe.models.heads import CTCHead, CTCModel, KDHead, build_ctc_model
-from signpipe.models.sizes import SIZES, ModelConfig, count_params, fp16_megabytes, model_config
+from signpipe.fingerspelling.model.encoder import Encoder, EncoderLayer, apply_rotary, frame_mask, rotary_angles
+from signpipe.fingerspelling.model.heads import CTCHead, CTCModel, KDHead, build_ctc_model
+from signpipe.fingerspelling.model.sizes import SIZES, ModelConfig, count_params, fp16_megabytes, model_config
 
 __all__ = [
     "SIZES",

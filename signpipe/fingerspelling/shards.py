@@ -126,6 +126,33 @@ def read_manifest(shard_dir: str | Path) -> dict:
     return manifest
 
 
+def read_checked_manifest(shard_dir: str | Path, purpose: str, phrases: bool = True) -> dict:
+    """The manifest of a shard directory the recipe's model reads, checked once for every reader
+    (finetuning, pretraining, alignment, export): the directory exists, it holds the model's input
+    points (`signpipe.landmarks.features.INPUT_POINTS`) and a positive y scale, and, when the reader
+    needs `phrases`, it was made from a fingerspelling corpus. `purpose` names the reader in the
+    messages ("CTC finetuning", "alignment")."""
+    from signpipe.landmarks import features
+
+    shard_dir = Path(shard_dir)
+    if not shard_dir.is_dir():
+        raise SignpipeError(f"{shard_dir}: feature-shard directory not found (expected the output of preprocess)")
+    manifest = read_manifest(shard_dir)
+    where = shard_dir / MANIFEST
+    kind = manifest.get("kind", "fingerspelling")
+    if phrases and kind != "fingerspelling":
+        raise SignpipeError(f"{where}: shards of a {kind!r} corpus; {purpose} needs a fingerspelling corpus")
+    if tuple(manifest.get("points", ())) != features.INPUT_POINTS:
+        raise SignpipeError(
+            f"{where}: shards hold points {manifest.get('points')!r:.80}, expected the model's "
+            f"{len(features.INPUT_POINTS)} input points (signpipe.landmarks.features.INPUT_POINTS)"
+        )
+    y_scale = manifest.get("y_scale")
+    if isinstance(y_scale, bool) or not isinstance(y_scale, (int, float)) or not y_scale > 0:
+        raise SignpipeError(f"{where}: y_scale {y_scale!r}, expected a positive number")
+    return manifest
+
+
 def write_manifest(shard_dir: str | Path, manifest: dict) -> None:
     manifest = {"format_version": FORMAT_VERSION, **manifest}
     atomic_write_text(Path(shard_dir) / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
