@@ -1,6 +1,6 @@
 """Gate: the ensemble bundle against the asl-signs limits (40 MB, mean latency per sequence), an
 accuracy floor, the evaluation corpus' majority-class baseline and the registry's champion
-(`signpipe.export.signs_gate`)."""
+(`signpipe.signs.gate`)."""
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Model, Output
@@ -27,7 +27,7 @@ def gate_signs(
     eval_corpus_fingerprint: str = "",
     shared_participants: int = 0,
 ) -> bool:
-    """`signpipe.export.signs_gate.run_signs_gate` with the evaluate step's measurements and the
+    """`signpipe.signs.gate.run_signs_gate` with the evaluate step's measurements and the
     current champion of `registry` (scored on the same corpus); `max_mean_latency_ms` 0 skips the
     latency criterion. The accuracy must also be strictly above `eval_corpus`' majority-class
     baseline (the share of its most common sign). Returns whether the bundle may be published;
@@ -40,7 +40,7 @@ def gate_signs(
 
     from components import html_report
     from signpipe.data.atomic import atomic_write_text
-    from signpipe.export.signs_gate import MAJORITY_CRITERION, SignsGateThresholds, evaluation_from_dict, run_signs_gate
+    from signpipe.signs.gate import MAJORITY_CRITERION, SignsGateThresholds, evaluation_from_dict, run_signs_gate
     from signpipe.export.gate import registry_champion, with_lineage, with_plumbing_note
     from signpipe.registry import TRAINING_CURVES_FILE, open_registry
     from signpipe.reports import gate_report, jsonl_records, record_metrics, training_comparison

@@ -26,14 +26,14 @@ from components.signs_train import train_fold
 from signpipe.data.holdout import held_out_participants, split_by_participant
 from signpipe.data.schema import N_POINTS, SIGN_MAP_FILE, packaged_map
 from signpipe.errors import ConfigError, SignpipeError
-from signpipe.export.signs_gate import (
+from signpipe.signs.gate import (
     LATENCY_CRITERION,
     MAJORITY_CRITERION,
     SignsGateThresholds,
     evaluation_from_dict,
     judge_signs,
 )
-from signpipe.export.signs_report import confused_pairs, confusion_matrix, evaluation_report
+from signpipe.signs.report import confused_pairs, confusion_matrix, evaluation_report
 from signpipe.registry import LocalModelRegistry
 from signpipe.signs.fold_plan import check_fold_run, fold_config, read_plan
 
