@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from signpipe.errors import ConfigError
-from signpipe.signs.folds import OutOfFold, assign_folds, fold_metadata, parse_folds
+from signpipe.data.groups import assign_folds
+from signpipe.signs.folds import OutOfFold, fold_metadata, parse_folds
 
 
 def check_grouped_and_stratified(participants: np.ndarray, signs: np.ndarray, folds: np.ndarray, n_folds: int,
