@@ -39,7 +39,7 @@ from components.signs_gate import gate_signs
 from components.signs_plan import plan_folds
 from components.signs_train import train_fold
 from pipelines.corpora import HOLDOUT_SEED, corpora, for_form
-from pipelines.presets import TaskPlacement
+from pipelines.placement import TaskPlacement
 from pipelines.signs_presets import SignsPipelinePreset
 
 PIPELINE_NAME = "signpipe-isolated-signs"

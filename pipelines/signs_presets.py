@@ -40,7 +40,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from pipelines.presets import Machine, StageTraining
+from pipelines.placement import Machine, StageTraining
 from signpipe.errors import ConfigError
 
 PIPELINE = "isolated-signs"
