@@ -1,14 +1,16 @@
-"""Pipeline components: one module per stage of the fingerspelling recipe (and `signs_*` for the
-isolated-signs recipe; validate and publish serve both), each a thin
-`@dsl.component` that maps its typed artifacts to paths, calls into `signpipe`, and records what
-flowed (counts, the y scale, scores, sizes) as artifact metadata and `Metrics`.
+"""Pipeline components: one module per stage, each a thin `@dsl.component` that maps its typed
+artifacts to paths, calls into `signpipe`, and records what flowed (counts, the y scale, scores,
+sizes) as artifact metadata and `Metrics`. The steps follow the recipes: `components.fingerspelling`
+holds the fingerspelling recipe's steps, `components.signs` the isolated-signs recipe's; the steps
+both pipelines share stay here at the top (`corpus`, `validate`, `aspect`, `publish`,
+`extract_videos`), with the helpers every step uses (`html_report`).
 
 Components carry no logic of their own (DESIGN.md): a stage's behaviour lives in `signpipe/`, so it
 runs the same from Python, the CLI and the pipeline. They are lightweight Python components built
 with `install_kfp_package=False`: locally they run in this environment
 (`kfp.local.SubprocessRunner(use_venv=False)`), on Vertex AI in the project's images, which already
 hold kfp and signpipe. `LOCAL_IMAGE` is only their default; the pipeline builder sets every task's
-real image from `signpipe.images` when it compiles for Vertex (`pipelines.presets.TaskPlacement`).
+real image from `signpipe.images` when it compiles for Vertex (`pipelines.placement.TaskPlacement`).
 """
 
 LOCAL_IMAGE = "python:3.11-slim"

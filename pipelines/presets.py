@@ -369,9 +369,9 @@ def apply_overrides(parameters: Mapping[str, Any], overrides: Iterable[str]) -> 
 def resolved_stage_configs(parameters: Mapping[str, Any]) -> dict[str, Any]:
     """The config each training stage of a run trains with, from the run's pipeline parameters
     (`runtime_parameters()` with any `key=value` applied): `resolve_config(stage, STAGE_preset,
-    STAGE_overrides)`, the call each training step makes (components/finetune.py, ...), for every
+    STAGE_overrides)`, the call each training step makes (components/fingerspelling/finetune.py, ...), for every
     stage the run has; for the isolated-signs pipeline, its one fold training config under
-    `"signs"` (components/signs_plan.py's call). Stage -> config object (its `to_dict()` is what
+    `"signs"` (components/signs/plan.py's call). Stage -> config object (its `to_dict()` is what
     a workdir's config.json holds, less `data_dir`, which the run sets)."""
     if "signs_preset" in parameters:  # the isolated-signs pipeline: one fold training config
         from pipelines.signs_presets import TRAINING_PREFIX

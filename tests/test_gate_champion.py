@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from kfp.dsl import HTML, Artifact, Dataset, Markdown, Metrics, Model
 
-from components.gate import gate
-from components.signs_gate import gate_signs
+from components.fingerspelling.gate import gate
+from components.signs.gate import gate_signs
 from signpipe.export.bundle import Bundle, read_bundle
 from signpipe.export.evaluate import EvaluationResult
 from signpipe.export.gate import (

@@ -34,7 +34,7 @@ def gate_signs(
     `verdict` records the champion version judged against, which publish needs to promote safely,
     and the names of the failed criteria. A champion the registry names but whose bundle or
     evaluation cannot be read fails the gate (`signpipe.export.gate.registry_champion`).
-    `eval_corpus_fingerprint` and `shared_participants`: as in `components.gate.gate`."""
+    `eval_corpus_fingerprint` and `shared_participants`: as in `components.fingerspelling.gate.gate`."""
     import json
     from pathlib import Path
 
