@@ -333,9 +333,6 @@ def train_and_evaluate(config: SignsConfig, workdir: str | Path) -> dict[str, An
     return metrics
 
 
-# --- reading a trained fold back ----------------------------------------------------------------
-
-
 def train_folds(config: Any, root: str | Path, folds: Sequence[int] | None = None) -> dict[str, Any]:
     """Train each of `folds` (default all) into `root/fold_<i>`, one after another, then pool the
     out-of-fold predictions of every finished fold under `root` (also those trained earlier, or by
@@ -350,6 +347,9 @@ def train_folds(config: Any, root: str | Path, folds: Sequence[int] | None = Non
     metrics.update(collect_out_of_fold(finished).metrics())
     atomic_write_text(Path(root) / OOF_METRICS_FILE, strict_json(metrics, indent=2) + "\n")  # no NaN token
     return metrics
+
+
+# --- reading a trained fold back ----------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
