@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from signpipe.errors import ConfigError
 from signpipe.data.groups import assign_folds
+from signpipe.errors import ConfigError
 from signpipe.signs.folds import OutOfFold, fold_metadata, parse_folds
 
 
