@@ -39,16 +39,16 @@ from typing import Any, NamedTuple
 from kfp import dsl
 from kfp.dsl import Artifact, Model
 
-from components.align import align
 from components.aspect import estimate_y_scale
-from components.distill import distill
-from components.evaluate import evaluate
-from components.export import export
-from components.finetune import finetune
-from components.gate import gate
-from components.noisy_student import noisy_student
-from components.preprocess import gather_shards, plan_shards, write_shard
-from components.pretrain import pretrain, pretrain_on_custom_job
+from components.fingerspelling.align import align
+from components.fingerspelling.distill import distill
+from components.fingerspelling.evaluate import evaluate
+from components.fingerspelling.export import export
+from components.fingerspelling.finetune import finetune
+from components.fingerspelling.gate import gate
+from components.fingerspelling.noisy_student import noisy_student
+from components.fingerspelling.preprocess import gather_shards, plan_shards, write_shard
+from components.fingerspelling.pretrain import pretrain, pretrain_on_custom_job
 from components.publish import publish
 from pipelines.corpora import HOLDOUT_SEED, corpora, for_form
 from pipelines.presets import PipelinePreset, TaskPlacement

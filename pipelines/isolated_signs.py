@@ -33,13 +33,13 @@ from kfp import dsl
 from kfp.dsl import Artifact, Model
 
 from components.publish import publish
-from components.signs_evaluate import evaluate_signs
-from components.signs_export import export_ensemble
-from components.signs_gate import gate_signs
-from components.signs_plan import plan_folds
-from components.signs_train import train_fold
+from components.signs.evaluate import evaluate_signs
+from components.signs.export import export_ensemble
+from components.signs.gate import gate_signs
+from components.signs.plan import plan_folds
+from components.signs.train import train_fold
 from pipelines.corpora import HOLDOUT_SEED, corpora, for_form
-from pipelines.presets import TaskPlacement
+from pipelines.placement import TaskPlacement
 from pipelines.signs_presets import SignsPipelinePreset
 
 PIPELINE_NAME = "signpipe-isolated-signs"

@@ -26,7 +26,7 @@ Presets:
   and the gate on 8-core CPU machines.
 
 Every preset's gate also asks for an accuracy strictly above the evaluation corpus' majority-class
-baseline (`signpipe.export.signs_gate`); every preset but a plumbing one must set an accuracy floor
+baseline (`signpipe.signs.gate`); every preset but a plumbing one must set an accuracy floor
 above 0 as well (an empty or constant answer must not pass).
 
 `holdout_fraction`: given a corpus and no evaluation corpus, a run (local, or on Vertex AI in the
@@ -40,7 +40,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from pipelines.presets import Machine, StageTraining
+from pipelines.placement import Machine, StageTraining
 from signpipe.errors import ConfigError
 
 PIPELINE = "isolated-signs"
@@ -68,7 +68,7 @@ CHECKPOINTS = ("last", "best")
 
 @dataclasses.dataclass(frozen=True)
 class SignsGate:
-    """What a new bundle must reach before it may replace the champion (`signpipe.export.signs_gate`)."""
+    """What a new bundle must reach before it may replace the champion (`signpipe.signs.gate`)."""
 
     min_accuracy: float = 0.0
     max_model_mb: float = 40.0

@@ -45,6 +45,7 @@ from typing import Any
 
 from signpipe.cloud_settings import VertexSettings, vertex_errors
 from signpipe.errors import ConfigError, SignpipeError
+from signpipe.job_env import TPU_HOSTS_ENV
 
 # Label keys that find a task's jobs again. Underscores, not dashes: they appear in list filters
 # (`labels.signpipe_run="..."`), where a dash could read as an operator.
@@ -140,9 +141,6 @@ TPU_VM_MACHINE_TYPES = {
     "ct5lp-hightpu-8t": TpuVmType("TPU_V5_LITEPOD", 8, ("2x4",)),
 }
 _TPU_VM_PATTERN = re.compile(r"^ct[0-9][a-z0-9]*-[a-z]+-[0-9]+t$")
-TPU_HOSTS_ENV = "SIGNPIPE_TPU_HOSTS"
-"""Set on a multi-host TPU slice's containers to its number of VMs, so every host joins the jax
-job (`signpipe.train.mesh`) even where the environment does not describe the slice."""
 
 
 def is_tpu_vm(machine_type: str) -> bool:

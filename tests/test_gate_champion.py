@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from kfp.dsl import HTML, Artifact, Dataset, Markdown, Metrics, Model
 
-from components.gate import gate
-from components.signs_gate import gate_signs
+from components.fingerspelling.gate import gate
+from components.signs.gate import gate_signs
 from signpipe.export.bundle import Bundle, read_bundle
 from signpipe.export.evaluate import EvaluationResult
 from signpipe.export.gate import (
@@ -29,7 +29,7 @@ from signpipe.export.gate import (
     registry_champion,
     run_gate,
 )
-from signpipe.export.signs_gate import MAJORITY_CRITERION, MajorityBaseline, SignsGateThresholds, judge_signs
+from signpipe.signs.gate import MAJORITY_CRITERION, MajorityBaseline, SignsGateThresholds, judge_signs
 from signpipe.registry import CHAMPION_FILE, LocalModelRegistry
 from signpipe.reports import gate_report
 
@@ -182,7 +182,7 @@ def test_signs_gate_step_fails_loudly_on_a_champion_it_cannot_read(signs_corpus,
     registry = LocalModelRegistry(tmp_path / "registry")
     champion = registry.publish(fake_bundle(tmp_path / "old", ["x", "y", "z"]), {"score": 0.5, "metric": "accuracy"})
     seen: list[Path] = []
-    monkeypatch.setattr("signpipe.export.signs_gate.evaluate_bundle", fixed_scorer(0.85, seen))
+    monkeypatch.setattr("signpipe.signs.gate.evaluate_bundle", fixed_scorer(0.85, seen))
 
     passed, verdict, _ = signs_gate_run(tmp_path, signs_corpus.root, registry.root, "readable", accuracy=0.9)
     assert passed and seen == [Path(champion.bundle_uri)]

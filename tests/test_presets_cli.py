@@ -45,7 +45,7 @@ def test_presets_resolve_as_the_pipeline_does(pipeline: str) -> None:
         configs = resolved_stage_configs(parameters)
         assert set(shown["training"]) == set(configs)
         for stage, config in configs.items():
-            if pipeline == "fingerspelling":  # components/finetune.py and the others
+            if pipeline == "fingerspelling":  # components/fingerspelling/finetune.py and the others
                 expected = resolve_config(stage, parameters[f"{stage}_preset"], parameters[f"{stage}_overrides"])
             else:  # signpipe.signs.fold_plan.fold_config, less the fold number and data
                 expected = resolve_signs(parameters["signs_preset"], dict(parameters["signs_overrides"]),

@@ -18,22 +18,22 @@ import pytest
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Markdown, Metrics, Model
 
 from components.publish import publish
-from components.signs_evaluate import evaluate_signs
-from components.signs_export import export_ensemble
-from components.signs_gate import gate_signs
-from components.signs_plan import plan_folds
-from components.signs_train import train_fold
+from components.signs.evaluate import evaluate_signs
+from components.signs.export import export_ensemble
+from components.signs.gate import gate_signs
+from components.signs.plan import plan_folds
+from components.signs.train import train_fold
 from signpipe.data.holdout import held_out_participants, split_by_participant
 from signpipe.data.schema import N_POINTS, SIGN_MAP_FILE, packaged_map
 from signpipe.errors import ConfigError, SignpipeError
-from signpipe.export.signs_gate import (
+from signpipe.signs.gate import (
     LATENCY_CRITERION,
     MAJORITY_CRITERION,
     SignsGateThresholds,
     evaluation_from_dict,
     judge_signs,
 )
-from signpipe.export.signs_report import confused_pairs, confusion_matrix, evaluation_report
+from signpipe.signs.report import confused_pairs, confusion_matrix, evaluation_report
 from signpipe.registry import LocalModelRegistry
 from signpipe.signs.fold_plan import check_fold_run, fold_config, read_plan
 

@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from signpipe.data.groups import assign_folds
 from signpipe.errors import ConfigError
-from signpipe.signs.folds import OutOfFold, assign_folds, fold_metadata, parse_folds
+from signpipe.signs.folds import OutOfFold, fold_metadata, parse_folds
 
 
 def check_grouped_and_stratified(participants: np.ndarray, signs: np.ndarray, folds: np.ndarray, n_folds: int,

@@ -12,7 +12,7 @@ import pytest
 
 from signpipe.data.schema import SIGN_MAP_FILE, packaged_map
 from signpipe.errors import ConfigError
-from signpipe.export.signs_gate import (
+from signpipe.signs.gate import (
     MAJORITY_CRITERION,
     MajorityBaseline,
     SignsGateThresholds,

@@ -14,8 +14,8 @@ from signpipe.data import signs
 from signpipe.data.schema import N_POINTS, PART_OFFSET, SIGN_MAP_FILE, packaged_map
 from signpipe.errors import ConfigError
 from signpipe.signs.config import load_config, resolve_config
-from signpipe.signs.folds import OOF_METRICS_FILE, fold_workdir, train_folds
-from signpipe.signs.train import FINAL_METRICS_FILE, VALIDATION_PREDICTIONS_FILE, train_and_evaluate
+from signpipe.signs.folds import OOF_METRICS_FILE, fold_workdir
+from signpipe.signs.train import FINAL_METRICS_FILE, VALIDATION_PREDICTIONS_FILE, train_and_evaluate, train_folds
 
 TINY = ["width=16", "heads=4", "embed_mult=1", "ffn_mult=1", "epochs=2", "batch_size=4", "eval_batch_size=4",
         "length_bucket=16", "max_frames=16", "n_folds=2", "y_scale=1.0", "log_every=1", "checkpoint_every=2"]

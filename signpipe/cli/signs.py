@@ -54,7 +54,7 @@ def train(
     if show_config:
         _print_json({**config.to_dict(), "folds": chosen})
         return
-    from signpipe.signs.folds import train_folds
+    from signpipe.signs.train import train_folds
 
     _print_json(train_folds(config, workdir, chosen))
 

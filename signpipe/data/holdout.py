@@ -40,6 +40,7 @@ from signpipe.data.atomic import atomic_directory, check_output_directory
 from signpipe.data.corpus import FINGERSPELLING, ISOLATED_SIGNS, METADATA_FILE, open_corpus
 from signpipe.data.fingerspelling import METADATA_COLUMNS as SPELLING_COLUMNS
 from signpipe.data.fingerspelling import PARTS_FILES, read_wide_sequences, write_landmark_file
+from signpipe.data.groups import assign_folds
 from signpipe.data.schema import CHARACTER_MAP_FILE, SIGN_MAP_FILE
 from signpipe.data.signs import METADATA_COLUMNS
 from signpipe.errors import ConfigError, SignpipeError
@@ -69,8 +70,6 @@ def held_out_participants(metadata: pd.DataFrame, fraction: float, seed: int = 0
     1/`fraction` groups, so the held-out signers carry about `fraction` of the sequences with
     every sign about as frequent as in the whole corpus (fewer, larger groups when the corpus has
     fewer signers, or its most frequent sign fewer sequences, than that)."""
-    from signpipe.signs.folds import assign_folds
-
     if not 0 < fraction < 1:
         raise ConfigError(f"holdout fraction must be strictly between 0 and 1, got {fraction}")
     participants = metadata["participant_id"].to_numpy()

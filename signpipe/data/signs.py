@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from signpipe.data.atomic import atomic_path
-from signpipe.data.corpus import (
+from signpipe.data.corpus_base import (
     ISOLATED_SIGNS,
     METADATA_FILE,
     Corpus,

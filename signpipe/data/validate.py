@@ -21,14 +21,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from signpipe.data import fingerspelling, signs
-from signpipe.data.corpus import (
+from signpipe.data.corpus import detect_kind
+from signpipe.data.corpus_base import (
     FINGERSPELLING,
     METADATA_FILE,
     QUOTED_ITEMS,
     _one_line,
     check_columns,
     describe_path,
-    detect_kind,
     find_label_map,
     float32_frames,
     open_parquet,

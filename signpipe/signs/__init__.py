@@ -9,7 +9,10 @@
 - `folds`: StratifiedGroupKFold by participant, fold runs, out-of-fold accuracy;
 - `fold_plan`: the pipeline's fold plan (participants per fold, one y scale for all folds);
 - `train`: `train_and_evaluate(config, workdir)` for one fold;
-- `export`: the fold models averaged into one TFLite model with the competition's interface.
+- `export`: the fold models averaged into one TFLite model with the competition's interface;
+- `report`: the evaluation page (accuracy, confusion matrix, confused pairs, latency);
+- `gate`: the signs gate (size, mean latency, accuracy against the majority-class baseline and
+  the champion), on `signpipe.export.gate`'s thresholds and verdict.
 
     signpipe signs train --data corpus/ --workdir runs/signs --preset smoke --folds all
     signpipe signs export --workdir runs/signs --out bundle.zip

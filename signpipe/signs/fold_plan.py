@@ -2,7 +2,7 @@
 corpus' y scale, and whether the evaluation corpus shares signers with the training corpus.
 
 In the pipeline each fold trains in its own step (`dsl.ParallelFor`). The fold split itself is a
-pure function of the metadata (`signpipe.signs.folds.assign_folds`), so every step could compute
+pure function of the metadata (`signpipe.data.groups.assign_folds`), so every step could compute
 it; the plan still exists as an artifact because it is what a person checks in the run graph
 (participants per fold, sequence counts, the y scale), and it carries what should be computed once
 rather than per fold: the y scale estimate, the same function and sequence subset
@@ -80,7 +80,7 @@ def plan_folds(corpus_dir: str | Path, n_folds: int = 5, fold_seed: int = 0, y_s
                y_scale_sequences: int = 2000, eval_corpus_dir: str | Path | None = None) -> FoldPlan:
     """The plan for `n_folds` folds of the asl-signs corpus at `corpus_dir`; `y_scale` 0 estimates
     it (on at most `y_scale_sequences` sequences, seeded by `fold_seed`, as a fold run would)."""
-    from signpipe.signs.folds import assign_folds
+    from signpipe.data.groups import assign_folds
 
     corpus = open_corpus(corpus_dir)
     if corpus.kind != ISOLATED_SIGNS:

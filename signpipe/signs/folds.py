@@ -1,7 +1,7 @@
-"""Cross-validation by participant: which sequences each fold trains and validates on, the fold
-runs one after another, and the out-of-fold score.
+"""Cross-validation by participant: which sequences each fold trains and validates on, where the
+fold runs live, and the out-of-fold score (`signpipe.signs.train.train_folds` runs the folds).
 
-StratifiedGroupKFold over participants (the seed's split): a participant's sequences are all in
+StratifiedGroupKFold over participants (the seed's split, `signpipe.data.groups.assign_folds`): a participant's sequences are all in
 one fold, so validation always meets signers the model never saw, as the hidden test set does;
 within that constraint every fold gets about the same share of each sign. The split is a pure
 function of the metadata and `(n_folds, fold_seed)`, so every fold's run (one process, or one
@@ -14,50 +14,20 @@ one model that did not train on its signer.
 from __future__ import annotations
 
 import dataclasses
-import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from signpipe.data.atomic import atomic_write_text
+from signpipe.data.groups import assign_folds
 from signpipe.errors import ConfigError, SignpipeError
-from signpipe.train.reporting import strict_json
 
 FOLD_DIR_PREFIX = "fold_"
 OOF_METRICS_FILE = "oof_metrics.json"
-
-
-def assign_folds(participants: Sequence[int], signs: Sequence[str], n_folds: int = 5, seed: int = 0) -> np.ndarray:
-    """Fold number (0..n_folds-1) of each sequence, grouped by participant, stratified by sign."""
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    participants = np.asarray(participants)
-    n_participants = len(np.unique(participants))
-    if n_folds < 2:
-        raise ConfigError(f"n_folds must be at least 2, got {n_folds}")
-    if n_participants < n_folds:
-        raise ConfigError(
-            f"{n_participants} participants cannot fill {n_folds} folds grouped by participant "
-            f"(expected at least {n_folds}; lower n_folds)"
-        )
-    _, per_sign = np.unique(np.asarray(signs), return_counts=True)
-    if per_sign.max(initial=0) < n_folds:
-        raise ConfigError(
-            f"no sign has {n_folds} sequences (the most any sign has is {per_sign.max(initial=0)}), so "
-            f"{n_folds} folds cannot be stratified by sign (expected a larger corpus, or lower n_folds)"
-        )
-    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    folds = np.full(len(participants), -1, dtype=np.int64)
-    with warnings.catch_warnings():
-        # a sign seen fewer than n_folds times cannot be in every fold; the split is still grouped
-        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-        splits = splitter.split(np.zeros(len(participants)), np.asarray(signs), participants)
-        for fold, (_, validation) in enumerate(splits):
-            folds[validation] = fold
-    return folds
+VALIDATION_PREDICTIONS_FILE = "validation_predictions.npz"
+"""What a fold run leaves for the out-of-fold score (written by `signpipe.signs.train`)."""
 
 
 def fold_metadata(metadata: pd.DataFrame, fold: int, n_folds: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -117,9 +87,7 @@ class OutOfFold:
 
 
 def collect_out_of_fold(workdirs: Iterable[str | Path]) -> OutOfFold:
-    """Pool the validation predictions each fold run wrote (`train.VALIDATION_PREDICTIONS_FILE`)."""
-    from signpipe.signs.train import VALIDATION_PREDICTIONS_FILE
-
+    """Pool the validation predictions each fold run wrote (`VALIDATION_PREDICTIONS_FILE`)."""
     parts = []
     for workdir in workdirs:
         path = Path(workdir) / VALIDATION_PREDICTIONS_FILE
@@ -138,21 +106,3 @@ def collect_out_of_fold(workdirs: Iterable[str | Path]) -> OutOfFold:
         np.concatenate([p["probabilities"] for p in parts]),
         np.concatenate([np.full(len(p["labels"]), int(p["fold"])) for p in parts]),
     )
-
-
-def train_folds(config: Any, root: str | Path, folds: Sequence[int] | None = None) -> dict[str, Any]:
-    """Train each of `folds` (default all) into `root/fold_<i>`, one after another, then pool the
-    out-of-fold predictions of every finished fold under `root` (also those trained earlier, or by
-    other processes: one pipeline step per fold). A fold that finished already
-    resumes at its end and only re-evaluates."""
-    from signpipe.signs.train import VALIDATION_PREDICTIONS_FILE, train_and_evaluate
-
-    folds = list(range(config.n_folds)) if folds is None else list(folds)
-    results = {}
-    for fold in folds:
-        results[fold] = train_and_evaluate(dataclasses.replace(config, fold=fold), fold_workdir(root, fold))
-    metrics = {"folds": {str(f): r for f, r in results.items()}}
-    finished = [w for w in fold_workdirs(root) if (w / VALIDATION_PREDICTIONS_FILE).is_file()]
-    metrics.update(collect_out_of_fold(finished).metrics())
-    atomic_write_text(Path(root) / OOF_METRICS_FILE, strict_json(metrics, indent=2) + "\n")  # no NaN token
-    return metrics

@@ -1,4 +1,5 @@
-"""One fold of isolated-signs training: `train_and_evaluate(config, workdir)`.
+"""Isolated-signs training: one fold (`train_and_evaluate(config, workdir)`) or several in turn
+with their out-of-fold score (`train_folds(config, root, folds)`).
 
 The fold's training participants are read from the corpus (`folds.fold_metadata`), the corpus' y
 scale is estimated (unless the config names one; the same for every fold), and the classifier is trained with the ArcFace
@@ -21,7 +22,7 @@ probabilities of the validation participants, for the out-of-fold score).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,14 @@ from signpipe.errors import ConfigError, CorpusError, Problem, SignpipeError
 from signpipe.signs import augment, features
 from signpipe.signs.config import SignsConfig, config_from_dict, dump_config
 from signpipe.signs.data import SignBatches, SignSequences, evaluation_batches, hand_sequences, read_sign_sequences
-from signpipe.signs.folds import fold_metadata
+from signpipe.signs.folds import (
+    OOF_METRICS_FILE,
+    VALIDATION_PREDICTIONS_FILE,
+    collect_out_of_fold,
+    fold_metadata,
+    fold_workdir,
+    fold_workdirs,
+)
 from signpipe.signs.model import SignClassifier, arcface_loss, build_sign_model, class_probabilities
 from signpipe.signs.optim import ranger, seed_schedule
 from signpipe.train.checkpoint import RunCheckpoints, has_checkpoints
@@ -58,7 +66,6 @@ from signpipe.train.mesh import (
 from signpipe.train.reporting import strict_json
 
 FINAL_METRICS_FILE = "final_metrics.json"
-VALIDATION_PREDICTIONS_FILE = "validation_predictions.npz"
 SCORE_KEY = "validation/accuracy"
 
 
@@ -323,6 +330,22 @@ def train_and_evaluate(config: SignsConfig, workdir: str | Path) -> dict[str, An
                 np.savez(handle, sequence_ids=fold.validation.sequence_ids, labels=fold.validation.labels,
                          probabilities=last_probabilities[0], fold=np.int64(config.fold))
         atomic_write_text(workdir / FINAL_METRICS_FILE, strict_json(metrics, indent=2) + "\n")
+    return metrics
+
+
+def train_folds(config: Any, root: str | Path, folds: Sequence[int] | None = None) -> dict[str, Any]:
+    """Train each of `folds` (default all) into `root/fold_<i>`, one after another, then pool the
+    out-of-fold predictions of every finished fold under `root` (also those trained earlier, or by
+    other processes: one pipeline step per fold). A fold that finished already
+    resumes at its end and only re-evaluates."""
+    folds = list(range(config.n_folds)) if folds is None else list(folds)
+    results = {}
+    for fold in folds:
+        results[fold] = train_and_evaluate(dataclasses.replace(config, fold=fold), fold_workdir(root, fold))
+    metrics = {"folds": {str(f): r for f, r in results.items()}}
+    finished = [w for w in fold_workdirs(root) if (w / VALIDATION_PREDICTIONS_FILE).is_file()]
+    metrics.update(collect_out_of_fold(finished).metrics())
+    atomic_write_text(Path(root) / OOF_METRICS_FILE, strict_json(metrics, indent=2) + "\n")  # no NaN token
     return metrics
 
 

@@ -25,6 +25,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from signpipe.errors import ConfigError
+from signpipe.job_env import TPU_HOSTS_ENV
 
 DATA_AXIS = "data"
 DEFAULT_COORDINATOR_PORT = 8476
@@ -129,14 +130,6 @@ def _from_vertex_cluster_spec(env: Mapping[str, str]) -> DistributedSetup | None
     host = str(pools[pool_names[0]][0]).rsplit(":", 1)[0]
     port = env.get("JAX_COORDINATOR_PORT", str(DEFAULT_COORDINATOR_PORT))
     return DistributedSetup("CLUSTER_SPEC", n_processes, offset + task_index, f"{host}:{port}")
-
-
-TPU_HOSTS_ENV = "SIGNPIPE_TPU_HOSTS"
-"""The number of VMs of the TPU slice, which a Vertex AI custom job launched by
-`signpipe.custom_jobs` sets on a multi-host slice. Vertex runs such a slice as one worker pool of
-one replica, and its documentation does not say what `CLUSTER_SPEC` then lists, so jax finds its
-peers from the TPU metadata (as on any Cloud TPU slice); where that metadata is missing, the job
-fails in `jax.distributed.initialize` instead of training as independent hosts."""
 
 
 def _from_tpu_slice_env(env: Mapping[str, str]) -> DistributedSetup | None:

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import signpipe.data.synth.body as body  # the modules themselves, not the package, which imports this one
+import signpipe.data.synth.camera as camera
 from signpipe.data.schema import N_POINTS, PART_OFFSET, PARTS
-from signpipe.data.synth import body, camera
 from signpipe.data.synth.face import (
     LEFT_EYE_INNER, LEFT_EYE_LOWER, LEFT_EYE_OUTER, LEFT_EYE_UPPER, NOSE_TIP, RIGHT_EYE_INNER, RIGHT_EYE_LOWER,
     RIGHT_EYE_OUTER, RIGHT_EYE_UPPER, face_points,

@@ -38,12 +38,10 @@ def gate(
     import json
     from pathlib import Path
 
-    from components import html_report
-    from signpipe.data.atomic import atomic_write_text
+    from components import finish_gate
     from signpipe.export.evaluate import EvaluationResult
-    from signpipe.export.gate import GateThresholds, registry_champion, run_gate, with_lineage, with_plumbing_note
-    from signpipe.registry import TRAINING_CURVES_FILE, open_registry
-    from signpipe.reports import gate_report, jsonl_records, record_metrics, training_comparison
+    from signpipe.export.gate import GateThresholds, registry_champion, run_gate
+    from signpipe.registry import open_registry
 
     scored = json.loads((Path(evaluation.path) / "evaluation.json").read_text(encoding="utf-8"))
     evaluated = EvaluationResult(task=scored["task"], metric=scored["metric"], score=scored["score"],
@@ -56,26 +54,6 @@ def gate(
     with registry_champion(opened) as found:
         result = run_gate(Path(bundle.path) / "model.zip", eval_corpus.path, thresholds, champion=found.for_gate,
                           evaluation=evaluated)
-    champion = found.entry
-    curves = Path(bundle.path) / TRAINING_CURVES_FILE
-    champion_curves = opened.version_file(champion, TRAINING_CURVES_FILE) if champion is not None else None
-    against_champion = training_comparison(jsonl_records(curves.read_text(encoding="utf-8") if curves.is_file() else None),
-                                           jsonl_records(champion_curves), champion.version if champion is not None else None)
-    result = with_lineage(result, eval_corpus_fingerprint, shared_participants)
-    if plumbing:
-        result = with_plumbing_note(result)
-    values = result.to_dict()
-    values["champion"] = champion.to_dict() if champion is not None else None
-    atomic_write_text(Path(verdict.path), json.dumps(values, indent=2) + "\n")
-    Path(report_markdown.path).write_text(result.markdown(), encoding="utf-8")
-    html_report(
-        report,
-        gate_report(values["criteria"], result.passed, "Gate", champion={"version": champion.version, "uri": champion.uri,
-                    "score": champion.evaluation.get("score"), **champion.metadata} if champion is not None else None,
-                    context=values["context"], sections=[against_champion]),
-    )
-    record_metrics(metrics, {"passed": result.passed, **{c["name"]: c["measured"] for c in values["criteria"]}})
-    verdict.metadata.update({"passed": result.passed, "champion_version": champion.version if champion is not None else "",
-                             "failed": [c["name"] for c in values["criteria"] if not c["passed"]],
-                             "shared_participants": shared_participants})
-    return result.passed
+    return finish_gate(result, found, opened, bundle.path, verdict=verdict, report=report,
+                       report_markdown=report_markdown, metrics=metrics, title="Gate", plumbing=plumbing,
+                       eval_corpus_fingerprint=eval_corpus_fingerprint, shared_participants=shared_participants)

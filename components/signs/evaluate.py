@@ -23,7 +23,7 @@ def evaluate_signs(bundle: Input[Model], eval_corpus: Input[Dataset], threads: i
     from signpipe.data.atomic import atomic_write_text
     from signpipe.data.corpus import open_corpus
     from signpipe.export.evaluate import evaluate_bundle, result_json, write_predictions
-    from signpipe.export.signs_report import confusion_matrix, evaluation_report
+    from signpipe.signs.report import confusion_matrix, evaluation_report
     from signpipe.reports import record_metrics
 
     result = evaluate_bundle(Path(bundle.path) / "model.zip", eval_corpus.path, threads=threads)
