@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import ast
 import functools
+import subprocess
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -272,8 +274,48 @@ def test_the_library_does_not_import_kfp() -> None:
     fail_with("signpipe importing kfp", violations_of("signpipe", KFP_MODULES))
 
 
+COMMAND_LINE = "signpipe.cli"
+"""The one part of signpipe that drives whole pipelines (`signpipe run`, `compile`, `submit`,
+`presets`): it may import `pipelines`, but only inside a command's function (see below)."""
+
+
 def test_the_library_does_not_import_components_or_pipelines() -> None:
-    fail_with("signpipe importing components or pipelines", violations_of("signpipe", ("components", "pipelines")))
+    violations = [line for line in violations_of("signpipe", ("components", "pipelines"))
+                  if not within(line.split(" imports ")[0], COMMAND_LINE)]
+    violations += violations_of(COMMAND_LINE, ("components",))
+    fail_with("signpipe importing components or pipelines", violations)
+
+
+def _module_level_imports(tree: ast.Module) -> Iterator[tuple[str, int]]:
+    """(module, line) of every import that runs when the module itself is imported: outside any
+    function body (a class body or an `if` at module level still runs)."""
+    pending: list[ast.AST] = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            continue
+        if isinstance(node, ast.Import):
+            yield from ((alias.name, node.lineno) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            yield node.module, node.lineno
+        pending.extend(ast.iter_child_nodes(node))
+
+
+def test_the_command_line_loads_pipelines_and_kfp_only_when_a_command_runs() -> None:
+    """`signpipe --help` and every library command start without kfp: the command line imports
+    `pipelines` (which imports kfp) inside the functions of the commands that drive pipelines."""
+    violations = []
+    for module, tree in trees().items():
+        if not within(module, COMMAND_LINE):
+            continue
+        for target, line in _module_level_imports(tree):
+            if any(within(target, top) for top in ("pipelines", "components", *KFP_MODULES)):
+                violations.append(f"{module} imports {target} at module level ({module_files()[module].relative_to(ROOT)}:{line})")
+    fail_with("the command line importing pipelines at import time", sorted(violations))
+    loaded = subprocess.run([sys.executable, "-c", "import sys, signpipe.cli; "
+                             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('kfp', 'pipelines', 'components')))"],
+                            capture_output=True, text=True, cwd=ROOT, check=True)
+    assert loaded.stdout.strip() == "[]", f"importing signpipe.cli loaded {loaded.stdout.strip()}"
 
 
 def test_shared_layers_import_no_task_package() -> None:
