@@ -35,7 +35,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pipelines.placement import Machine, StageTraining, TaskPlacement  # also imported from here by name
+from pipelines.placement import Machine, StageTraining, TaskPlacement  # noqa: F401 (also imported from here by name)
 from signpipe.errors import ConfigError
 
 # The stages of the fingerspelling recipe, in DAG order; those a preset may switch off are marked.

@@ -104,6 +104,18 @@ def _tick_label(value: float) -> str:
     return f"{value:.4g}"
 
 
+def _chart_frame(title: str, width: int, height: int) -> tuple[list[str], int, int, int, int]:
+    """The opening of a chart's SVG (size, accessible title, the title drawn at the top left) and
+    its plot area: (parts, left, top, plot width, plot height)."""
+    left, right, top, bottom = _MARGIN["left"], _MARGIN["right"], _MARGIN["top"], _MARGIN["bottom"]
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">',
+        f"<title>{html.escape(title)}</title>",
+        f'<text x="{left}" y="16" font-size="13" font-weight="600">{html.escape(title)}</text>',
+    ]
+    return parts, left, top, width - left - right, height - top - bottom
+
+
 def line_chart_svg(
     series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
     title: str,
@@ -120,13 +132,7 @@ def line_chart_svg(
     colors = dict(colors or {})
     arrays = {name: (np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)) for name, (x, y) in series.items()}
     arrays = {name: xy for name, xy in arrays.items() if len(xy[0])}
-    left, right, top, bottom = _MARGIN["left"], _MARGIN["right"], _MARGIN["top"], _MARGIN["bottom"]
-    plot_w, plot_h = width - left - right, height - top - bottom
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">',
-        f"<title>{html.escape(title)}</title>",
-        f'<text x="{left}" y="16" font-size="13" font-weight="600">{html.escape(title)}</text>',
-    ]
+    parts, left, top, plot_w, plot_h = _chart_frame(title, width, height)
     if not arrays:
         parts.append(f'<text x="{left}" y="{top + plot_h / 2:.1f}" font-size="12" fill="#5f6368">no data</text></svg>')
         return "".join(parts)
@@ -172,13 +178,7 @@ def histogram_svg(values: Sequence[float], title: str, x_label: str = "ms", bins
     """An SVG bar chart of how `values` spread over `bins` equal bins (count per bin), with the
     bin edges on the x axis: the latency per sequence, for instance."""
     data = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
-    left, right, top, bottom = _MARGIN["left"], _MARGIN["right"], _MARGIN["top"], _MARGIN["bottom"]
-    plot_w, plot_h = width - left - right, height - top - bottom
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">',
-        f"<title>{html.escape(title)}</title>",
-        f'<text x="{left}" y="16" font-size="13" font-weight="600">{html.escape(title)}</text>',
-    ]
+    parts, left, top, plot_w, plot_h = _chart_frame(title, width, height)
     if data.size == 0:
         parts.append(f'<text x="{left}" y="{top + plot_h / 2:.1f}" font-size="12" fill="#5f6368">no data</text></svg>')
         return "".join(parts)
@@ -210,6 +210,19 @@ def histogram_svg(values: Sequence[float], title: str, x_label: str = "ms", bins
 
 def _grid_steps(peak: int) -> int:
     return peak + 1 if peak < 4 else 5
+
+
+def evaluation_facts(evaluation: Mapping[str, Any]) -> dict[str, str]:
+    """What an evaluation was measured with, as both recipes' evaluation pages list it under the
+    score: the latency per sequence, the model's size, the interpreter and the corpus."""
+    latency = evaluation.get("latency_ms") or {}
+    return {
+        "latency per sequence": (f"mean {latency.get('mean')} ms, p50 {latency.get('p50')} ms, p95 {latency.get('p95')} ms, "
+                                 f"max {latency.get('max')} ms" if latency else "-"),
+        "model size": f"{evaluation.get('model_mb', '-')} MB",
+        "interpreter": f"{evaluation.get('interpreter', '')}, {evaluation.get('threads', 1)} thread(s)",
+        "corpus": str(evaluation.get("data", "")),
+    }
 
 
 def _page(title: str, body: Iterable[str]) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 
-from signpipe.reports import _page, histogram_svg, key_value_table
+from signpipe.reports import _page, evaluation_facts, histogram_svg, key_value_table
 
 PHONE = "phone number"
 WEB = "web address"
@@ -139,7 +139,6 @@ def fingerspelling_evaluation_page(evaluation: Mapping[str, Any], rows: Sequence
     """The page of one fingerspelling evaluation: `evaluation` is `EvaluationResult.to_dict()`,
     `rows` its (sequence_id, truth, prediction) in corpus order, `latencies_ms` the signature
     call's time per sequence in the same order."""
-    latency = evaluation.get("latency_ms") or {}
     n = len(rows)
     empty = sum(1 for _, _, p in rows if not p)
     headline = {
@@ -147,11 +146,7 @@ def fingerspelling_evaluation_page(evaluation: Mapping[str, Any], rows: Sequence
         "sequences": n,
         "characters": evaluation.get("n_characters", sum(len(t) for _, t, _ in rows)),
         "empty outputs": f"{empty} of {n} ({empty / n:.1%})" if n else "-",
-        "latency per sequence": (f"mean {latency.get('mean')} ms, p50 {latency.get('p50')} ms, p95 {latency.get('p95')} ms, "
-                                 f"max {latency.get('max')} ms" if latency else "-"),
-        "model size": f"{evaluation.get('model_mb', '-')} MB",
-        "interpreter": f"{evaluation.get('interpreter', '')}, {evaluation.get('threads', 1)} thread(s)",
-        "corpus": evaluation.get("data", ""),
+        **evaluation_facts(evaluation),
     }
     body = ["<h2>Result</h2>" + key_value_table(headline)]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from signpipe.reports import _page, key_value_table
+from signpipe.reports import _page, evaluation_facts, histogram_svg, key_value_table
 
 HEATMAP_MAX_SIGNS = 30
 """Up to this many signs the page also draws the matrix itself; beyond it only the confused pairs."""
@@ -69,19 +69,13 @@ def evaluation_report(evaluation: Mapping[str, Any], signs: Sequence[str], count
                       title: str = "Isolated signs: evaluation", latencies_ms: Sequence[float] | None = None) -> str:
     """The page of one evaluation (`EvaluationResult.to_dict()` and its confusion matrix), with a
     histogram of `latencies_ms` (the signature call per sequence) when given."""
-    from signpipe.reports import histogram_svg
 
-    latency = evaluation.get("latency_ms") or {}
     headline = {
         "accuracy": evaluation["score"],
         "top-3 accuracy": evaluation.get("top3_accuracy", "-"),
         "sequences": evaluation["n_sequences"],
         "signs in the corpus": int(np.sum(counts.sum(axis=1) > 0)),
-        "latency per sequence": (f"mean {latency['mean']} ms, p50 {latency['p50']} ms, p95 {latency['p95']} ms, "
-                                 f"max {latency['max']} ms" if latency else "-"),
-        "model size": f"{evaluation.get('model_mb', '-')} MB",
-        "interpreter": f"{evaluation.get('interpreter', '')}, {evaluation.get('threads', 1)} thread(s)",
-        "corpus": evaluation.get("data", ""),
+        **evaluation_facts(evaluation),
     }
     body = ["<h2>Result</h2>" + key_value_table(headline)]
     if latencies_ms:
