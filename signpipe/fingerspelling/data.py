@@ -62,7 +62,7 @@ from signpipe.landmarks.augment import (
     feature_mirror,
 )
 from signpipe.fingerspelling.shards import load_split, read_checked_manifest
-from signpipe.train.batching import Batch, IteratorState, bucket_length, length_sorted_batches
+from signpipe.train.batching import Batch, IteratorState, bucket_length, length_sorted_batches, restorable
 from signpipe.fingerspelling.config import AUGMENTATIONS
 
 FEATURES_PER_FRAME = features.N_FEATURES
@@ -280,17 +280,7 @@ class TrainBatches(Iterator[Batch]):
         return self._state
 
     def restore(self, state: IteratorState) -> None:
-        if state.seed != self._state.seed:
-            raise SignpipeError(
-                f"data-iterator state has seed {state.seed}, this run uses {self._state.seed}; "
-                "a checkpoint only resumes the run that wrote it"
-            )
-        if not 0 <= state.position < self.batches_per_epoch or state.epoch < 0:
-            raise SignpipeError(
-                f"data-iterator state {state.to_dict()} is outside this split "
-                f"({self.batches_per_epoch} batches per epoch); was the checkpoint written for other data?"
-            )
-        self._state = state
+        self._state = restorable(state, self._state.seed, self.batches_per_epoch)
 
     def epoch_order(self, epoch: int) -> np.ndarray:
         """The rows of every batch of `epoch`, batch after batch (a function of seed and epoch only)."""

@@ -33,7 +33,7 @@ from signpipe.data.corpus import quote_items
 from signpipe.data.sequence import LandmarkSequence
 from signpipe.errors import ConfigError, CorpusError, Problem, SignpipeError
 from signpipe.signs import features
-from signpipe.train.batching import Batch, IteratorState, bucket_length, length_sorted_batches
+from signpipe.train.batching import Batch, IteratorState, bucket_length, length_sorted_batches, restorable
 
 
 
@@ -129,14 +129,7 @@ class SignBatches(Iterator[Batch]):
         return self._state
 
     def restore(self, state: IteratorState) -> None:
-        if state.seed != self._state.seed:
-            raise SignpipeError(f"data-iterator state has seed {state.seed}, this run uses {self._state.seed}")
-        if state.epoch < 0 or not 0 <= state.position < self.batches_per_epoch:
-            raise SignpipeError(
-                f"data-iterator state {state.to_dict()} is outside this split ({self.batches_per_epoch} batches "
-                "per epoch); was the checkpoint written for other data?"
-            )
-        self._state = state
+        self._state = restorable(state, self._state.seed, self.batches_per_epoch)
 
     def batch_rows(self, state: IteratorState) -> np.ndarray:
         order = np.random.default_rng([state.seed, state.epoch]).permutation(len(self.sequences))

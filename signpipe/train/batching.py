@@ -50,6 +50,22 @@ class IteratorState:
             raise SignpipeError(f"data-iterator state {dict(values)!r}: expected integers epoch, position, seed") from None
 
 
+def restorable(state: IteratorState, seed: int, batches_per_epoch: int) -> IteratorState:
+    """`state` when a training iterator with `seed` and `batches_per_epoch` can resume from it
+    (what a restored checkpoint hands back); refused with why otherwise."""
+    if state.seed != seed:
+        raise SignpipeError(
+            f"data-iterator state has seed {state.seed}, this run uses {seed}; "
+            "a checkpoint only resumes the run that wrote it"
+        )
+    if state.epoch < 0 or not 0 <= state.position < batches_per_epoch:
+        raise SignpipeError(
+            f"data-iterator state {state.to_dict()} is outside this split "
+            f"({batches_per_epoch} batches per epoch); was the checkpoint written for other data?"
+        )
+    return state
+
+
 @dataclass(frozen=True)
 class SortedBatch:
     """One batch of `length_sorted_batches`: `rows` the set's indices this host collates (real
