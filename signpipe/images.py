@@ -180,7 +180,7 @@ def resolve_registry(registry: str | None = None) -> str:
     """The registry given, else `$SIGNPIPE_IMAGE_REGISTRY`; there is no sensible default."""
     chosen = registry or os.environ.get(REGISTRY_ENV, "")
     if not chosen:
-        raise ConfigError(f"no image registry: pass --registry {_ARTIFACT_REGISTRY_HINT} or set ${REGISTRY_ENV}")
+        raise ConfigError(f"no image registry: pass --image-registry {_ARTIFACT_REGISTRY_HINT} or set ${REGISTRY_ENV}")
     return check_registry(chosen)
 
 
@@ -192,11 +192,11 @@ def git_revision(repo_root: str | Path | None = None) -> str:
         try:
             done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise ConfigError(f"cannot run git in {root} to name the image tag ({exc}); pass --tag or set ${TAG_ENV}") from exc
+            raise ConfigError(f"cannot run git in {root} to name the image tag ({exc}); pass --image-tag or set ${TAG_ENV}") from exc
         if done.returncode != 0:
             raise ConfigError(
                 f"{root}: not a git checkout with a commit ({done.stderr.strip() or 'git failed'}); "
-                f"pass --tag or set ${TAG_ENV}"
+                f"pass --image-tag or set ${TAG_ENV}"
             )
         return done.stdout.strip()
 

@@ -39,9 +39,11 @@ RENAMED = [
     (("train", "distill"), "--data", "--shards"),
     (("submit",), "--display-name", "--name"),
     (("schedule", "create"), "--display-name", "--name"),
+    *[(("images", command), old, new) for command in ("build", "cloudbuild", "list")
+      for old, new in (("--registry", "--image-registry"), ("--tag", "--image-tag"))],
 ]
 #: spellings no command shows any more
-RETIRED = ("--checkpoint", "--display-name")
+RETIRED = ("--checkpoint", "--display-name", "--registry", "--tag")
 
 
 def is_group(command) -> bool:

@@ -136,7 +136,7 @@ def test_families_point_at_files_in_the_checkout():
 
 def test_registry_comes_from_the_argument_then_the_environment(monkeypatch):
     monkeypatch.delenv(images.REGISTRY_ENV, raising=False)
-    with pytest.raises(ConfigError, match="--registry"):
+    with pytest.raises(ConfigError, match="--image-registry"):
         images.resolve_registry()
     monkeypatch.setenv(images.REGISTRY_ENV, "europe-west4-docker.pkg.dev/p/r")
     assert images.resolve_registry() == "europe-west4-docker.pkg.dev/p/r"
@@ -181,7 +181,7 @@ def test_tag_from_argument_or_environment_wins(git_repo, monkeypatch):
 
 def test_tag_outside_a_checkout_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.delenv(images.TAG_ENV, raising=False)
-    with pytest.raises(ConfigError, match="pass --tag"):
+    with pytest.raises(ConfigError, match="pass --image-tag"):
         images.resolve_tag(repo_root=tmp_path)
 
 
@@ -292,7 +292,7 @@ def test_without_an_engine_the_error_says_what_to_do(monkeypatch):
 
 def test_cli_dry_run_lists_the_builds(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "250")
-    status = main(["images", "build", "--registry", REGISTRY, "--tag", "abc1234", "--dry-run", "--push", "--context", str(ROOT)])
+    status = main(["images", "build", "--image-registry", REGISTRY, "--image-tag", "abc1234", "--dry-run", "--push", "--context", str(ROOT)])
     out = capsys.readouterr().out
     assert status == 0
     for family in images.FAMILIES.values():
@@ -302,7 +302,7 @@ def test_cli_dry_run_lists_the_builds(capsys, monkeypatch):
 
 def test_cli_build_without_registry_fails_cleanly(capsys, monkeypatch):
     monkeypatch.delenv(images.REGISTRY_ENV, raising=False)
-    status = main(["images", "build", "--tag", "abc", "--dry-run", "--context", str(ROOT)])
+    status = main(["images", "build", "--image-tag", "abc", "--dry-run", "--context", str(ROOT)])
     assert status == 2
     assert "no image registry" in capsys.readouterr().err
 
@@ -310,7 +310,7 @@ def test_cli_build_without_registry_fails_cleanly(capsys, monkeypatch):
 def test_cli_cloudbuild_prints_and_writes_the_command(capsys, tmp_path):
     script = tmp_path / "build-images.sh"
     status = main(
-        ["images", "cloudbuild", "--registry", REGISTRY, "--tag", "abc1234", "--project", "my-project"]
+        ["images", "cloudbuild", "--image-registry", REGISTRY, "--image-tag", "abc1234", "--project", "my-project"]
         + ["--context", str(ROOT), "--out", str(script)]
     )
     out = capsys.readouterr().out.strip()
@@ -322,6 +322,6 @@ def test_cli_cloudbuild_prints_and_writes_the_command(capsys, tmp_path):
 
 
 def test_cli_list_as_json(capsys):
-    status = main(["images", "list", "--registry", REGISTRY, "--tag", "t1", "--json"])
+    status = main(["images", "list", "--image-registry", REGISTRY, "--image-tag", "t1", "--json"])
     assert status == 0
     assert json.loads(capsys.readouterr().out) == {name: images.image_uri(name, REGISTRY, "t1") for name in images.FAMILIES}

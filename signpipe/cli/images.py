@@ -1,7 +1,7 @@
 """`signpipe images ...`: build and push the step images, or hand the build to Cloud Build.
 
-The registry comes from `--registry` or `$SIGNPIPE_IMAGE_REGISTRY` (Terraform's `docker_registry`
-output), the tag from `--tag`, `$SIGNPIPE_IMAGE_TAG` or the checkout's git revision: the same
+The registry comes from `--image-registry` or `$SIGNPIPE_IMAGE_REGISTRY` (Terraform's `docker_registry`
+output), the tag from `--image-tag`, `$SIGNPIPE_IMAGE_TAG` or the checkout's git revision: the same
 resolution the pipeline compiler uses, so the images built here are the ones a compiled pipeline
 names.
 """
@@ -17,11 +17,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from signpipe import images
-from signpipe.cli.options import examples
+from signpipe.cli.options import examples, renamed
 
 app = typer.Typer(help="Step images: build and push them, or build them on Cloud Build.", no_args_is_help=True,
-                  epilog=examples("signpipe images list --registry europe-docker.pkg.dev/P/R --tag dev",
-                                  "signpipe images build --dry-run --registry europe-docker.pkg.dev/P/R"))
+                  epilog=examples("signpipe images list --image-registry europe-docker.pkg.dev/P/R --image-tag dev",
+                                  "signpipe images build --dry-run --image-registry europe-docker.pkg.dev/P/R"))
 console = Console()
 
 _REGISTRY_HELP = f"Docker registry REGION-docker.pkg.dev/PROJECT/REPO (default: ${images.REGISTRY_ENV})."
@@ -32,10 +32,12 @@ def _context(context: Path | None) -> Path:
     return images.find_build_context(context)
 
 
-@app.command("list", epilog=examples("signpipe images list --registry europe-docker.pkg.dev/P/R --tag dev --json"))
+@app.command("list", epilog=examples("signpipe images list --image-registry europe-docker.pkg.dev/P/R --image-tag dev --json"))
 def list_images(
-    registry: str = typer.Option(None, "--registry", help=_REGISTRY_HELP),
-    tag: str = typer.Option(None, "--tag", help=_TAG_HELP),
+    registry: str = typer.Option(None, "--image-registry", help=_REGISTRY_HELP),
+    tag: str = typer.Option(None, "--image-tag", help=_TAG_HELP),
+    _old_registry: str | None = renamed("--registry", "--image-registry", "the Docker registry of the step images, as in compile and submit"),
+    _old_tag: str | None = renamed("--tag", "--image-tag", "the tag of the step images, as in compile and submit"),
     as_json: bool = typer.Option(False, "--json", help="Print family -> image reference as JSON."),
 ) -> None:
     """Show each image family, the reference it gets and the pipeline steps that run on it."""
@@ -53,11 +55,13 @@ def list_images(
     console.print(table)
 
 
-@app.command(epilog=examples("signpipe images build --dry-run --registry europe-docker.pkg.dev/P/R",
-                            "signpipe images build --push -f cpu --registry europe-docker.pkg.dev/P/R"))
+@app.command(epilog=examples("signpipe images build --dry-run --image-registry europe-docker.pkg.dev/P/R",
+                            "signpipe images build --push -f cpu --image-registry europe-docker.pkg.dev/P/R"))
 def build(
-    registry: str = typer.Option(None, "--registry", help=_REGISTRY_HELP),
-    tag: str = typer.Option(None, "--tag", help=_TAG_HELP),
+    registry: str = typer.Option(None, "--image-registry", help=_REGISTRY_HELP),
+    tag: str = typer.Option(None, "--image-tag", help=_TAG_HELP),
+    _old_registry: str | None = renamed("--registry", "--image-registry", "the Docker registry of the step images, as in compile and submit"),
+    _old_tag: str | None = renamed("--tag", "--image-tag", "the tag of the step images, as in compile and submit"),
     family: list[str] = typer.Option(None, "--family", "-f", help=f"Build only this family (repeatable): {', '.join(images.FAMILIES)}."),
     push: bool = typer.Option(False, "--push", help="Push each image to the registry after building it."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be built, without contacting Docker."),
@@ -92,10 +96,12 @@ def build(
         console.print(f"[green]built[/] {escape(image.uri)} ({image.image_id}){pushed}", highlight=False)
 
 
-@app.command(epilog=examples("signpipe images cloudbuild --registry europe-docker.pkg.dev/P/R --out build.sh"))
+@app.command(epilog=examples("signpipe images cloudbuild --image-registry europe-docker.pkg.dev/P/R --out build.sh"))
 def cloudbuild(
-    registry: str = typer.Option(None, "--registry", help=_REGISTRY_HELP),
-    tag: str = typer.Option(None, "--tag", help=_TAG_HELP),
+    registry: str = typer.Option(None, "--image-registry", help=_REGISTRY_HELP),
+    tag: str = typer.Option(None, "--image-tag", help=_TAG_HELP),
+    _old_registry: str | None = renamed("--registry", "--image-registry", "the Docker registry of the step images, as in compile and submit"),
+    _old_tag: str | None = renamed("--tag", "--image-tag", "the tag of the step images, as in compile and submit"),
     project: str = typer.Option(None, "--project", help="Google Cloud project to run the build in (default: gcloud's)."),
     context: Path = typer.Option(None, "--context", help="The signpipe checkout to upload (default: found from the current directory)."),
     out: Path = typer.Option(None, "--out", help="Also write the command to this file as a shell script."),
