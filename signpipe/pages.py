@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 
-from signpipe.reports import _page, _value_cell, inline_code, key_value_table
+from signpipe.reports import _page, criteria_table, inline_code, key_value_table
 
 
 @dataclass(frozen=True)
@@ -98,19 +98,6 @@ def step_pages(run_dir: Path) -> list[tuple[str, Path]]:
             label += f" ({artifact})"
         pages.append((label, path))
     return pages
-
-
-def _verdict_rows(criteria: Sequence[Mapping[str, Any]]) -> str:
-    rows = []
-    for c in criteria:
-        unit = f" {c['unit']}" if c.get("unit") else ""
-        threshold = (f"{html.escape(str(c.get('comparison', '')))} {_value_cell(c['threshold'])}{html.escape(unit)}"
-                     if c.get("threshold") is not None else "not measurable")
-        ok = bool(c.get("passed"))
-        note = f" ({inline_code(str(c['note']))})" if c.get("note") else ""
-        rows.append(f"<tr><td>{html.escape(str(c['name']))}{note}</td><td>{_value_cell(c['measured'])}{html.escape(unit)}</td>"
-                    f'<td>{threshold}</td><td class="{"pass" if ok else "fail"}">{"pass" if ok else "fail"}</td></tr>')
-    return "<table><tr><th>criterion</th><th>measured</th><th>threshold</th><th></th></tr>" + "".join(rows) + "</table>"
 
 
 def _earlier_rows(earlier: Sequence[Mapping[str, Any]], score: Any, run_dir: Path) -> str:
@@ -199,7 +186,7 @@ def run_index_page(run: Mapping[str, Any], run_dir: str | Path, notes: Sequence[
 
     if verdict and verdict.get("criteria"):
         verdict_line = ('<p class="pass">gate PASSED</p>' if verdict.get("passed") else '<p class="fail">gate FAILED</p>')
-        body.append("<h2>Gate</h2>" + verdict_line + _verdict_rows(verdict["criteria"]))
+        body.append("<h2>Gate</h2>" + verdict_line + criteria_table(verdict["criteria"]))
 
     if earlier:
         body.append("<h2>Earlier runs of this pipeline</h2>" + _earlier_rows(earlier, score, run_dir))

@@ -392,6 +392,24 @@ def alignment_report(examples: Iterable[Mapping[str, Any]], title: str, summary:
     return _page(title, body)
 
 
+def criteria_table(criteria: Iterable[Mapping[str, Any]]) -> str:
+    """The gate's criteria as a table, one row each (`signpipe.export.gate.Criterion.to_dict()`):
+    name (with its note), measured, threshold, pass or fail; the gate page and the run page show it."""
+    rows = []
+    for criterion in criteria:
+        ok = bool(criterion.get("passed"))
+        unit = f" {criterion['unit']}" if criterion.get("unit") else ""
+        name = html.escape(str(criterion["name"])) + (f" ({inline_code(str(criterion['note']))})" if criterion.get("note") else "")
+        threshold = (f"{html.escape(str(criterion.get('comparison', '')))} {_value_cell(criterion['threshold'])}{html.escape(unit)}"
+                     if criterion.get("threshold") is not None else "not measurable")
+        rows.append(
+            f"<tr><td>{name}</td><td>{_value_cell(criterion['measured'])}{html.escape(unit)}</td>"
+            f"<td>{threshold}</td>"
+            f'<td class="{"pass" if ok else "fail"}">{"pass" if ok else "fail"}</td></tr>'
+        )
+    return "<table><tr><th>criterion</th><th>measured</th><th>threshold</th><th></th></tr>" + "".join(rows) + "</table>"
+
+
 def gate_report(criteria: Iterable[Mapping[str, Any]], passed: bool, title: str = "Gate",
                 champion: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None,
                 sections: Iterable[str] = ()) -> str:
@@ -402,22 +420,11 @@ def gate_report(criteria: Iterable[Mapping[str, Any]], passed: bool, title: str 
     problems and facts (written for the Markdown report) show as <code>."""
     verdict = ('<p class="pass">PASSED: the model may be published</p>' if passed
                else '<p class="fail">FAILED: the model is not published</p>')
-    rows, problems = [], []
-    for criterion in criteria:
-        ok = bool(criterion["passed"])
-        unit = f" {criterion['unit']}" if criterion.get("unit") else ""
-        name = html.escape(str(criterion["name"])) + (f" ({inline_code(str(criterion['note']))})" if criterion.get("note") else "")
-        threshold = (f"{html.escape(str(criterion.get('comparison', '')))} {_value_cell(criterion['threshold'])}{html.escape(unit)}"
-                     if criterion.get("threshold") is not None else "not measurable")
-        rows.append(
-            f"<tr><td>{name}</td><td>{_value_cell(criterion['measured'])}{html.escape(unit)}</td>"
-            f"<td>{threshold}</td>"
-            f'<td class="{"pass" if ok else "fail"}">{"pass" if ok else "fail"}</td></tr>'
-        )
-        if criterion.get("problem"):  # a criterion that could not be checked (an unreadable champion) says why
-            problems.append(f'<p class="fail">{html.escape(str(criterion["name"]))}: {inline_code(str(criterion["problem"]))}</p>')
-    body = [verdict, "<table><tr><th>criterion</th><th>measured</th><th>threshold</th><th></th></tr>" + "".join(rows) + "</table>",
-            *problems]
+    criteria = list(criteria)
+    # a criterion that could not be checked (an unreadable champion) says why
+    problems = [f'<p class="fail">{html.escape(str(c["name"]))}: {inline_code(str(c["problem"]))}</p>'
+                for c in criteria if c.get("problem")]
+    body = [verdict, criteria_table(criteria), *problems]
     if context:
         body.append("<h2>Measured under</h2>" + key_value_table(context, code_spans=True))
     body.append("<h2>Champion</h2>" + (key_value_table(champion, code_spans=True) if champion
