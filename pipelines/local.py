@@ -54,6 +54,7 @@ from rich.markup import escape
 from rich.text import Text
 from rich.table import Table
 
+from components import HTML_SUFFIX
 from signpipe.data.atomic import atomic_write_text
 from signpipe.errors import ConfigError, SignpipeError
 from signpipe.export.gate import PLUMBING_NOTE, shared_signers_note
@@ -198,7 +199,7 @@ def summarize(outputs: Mapping[str, Any], before: Mapping[str, Any], after: Mapp
     if verdict:
         summary["gate"] = "passed" if verdict["metadata"].get("passed") else "failed"
         summary["gate_failed"] = verdict["metadata"].get("failed", [])
-        summary["gate_report"] = step_report(Path(verdict["uri"]).parent)
+        summary["gate_report"] = str(Path(verdict["uri"]).parent / f"report{HTML_SUFFIX}")
     new_versions = [v for v in after.get("versions", []) if v not in before.get("versions", [])]
     champion = after.get("champion")
     summary["published_version"] = new_versions[-1] if new_versions else None
@@ -206,13 +207,6 @@ def summarize(outputs: Mapping[str, Any], before: Mapping[str, Any], after: Mapp
     summary["champion_bundle"] = f"{champion['uri']}/{champion['bundle']}" if champion else None
     summary["champion_score"] = champion["evaluation"].get("score") if champion else None
     return summary
-
-
-def step_report(task_dir: Path) -> str:
-    """A task's HTML report: `report.html` (`components.html_report`), or `report` as a run
-    made before reports got their suffix wrote it."""
-    named = task_dir / "report.html"
-    return str(named if named.exists() or not (task_dir / "report").exists() else task_dir / "report")
 
 
 def _first(pattern: str, root: Path) -> Path | None:
@@ -594,23 +588,23 @@ def run_local(
         summary=summary,
         failed_task=progress.failed,
     )
-    reason = task_error(run_dir / LOG_FILE) if error is not None else None
-    summary["index"] = str(run_dir / "index.html")
-    atomic_write_text(run_dir / SUMMARY_FILE, json.dumps(run.to_dict(), indent=2, default=str) + "\n")
     failure = None
     if error is not None:
+        reason = task_error(run_dir / LOG_FILE)
         failure = f"failed at task {run.failed_task or '?'}" + (f": {reason}" if reason else "")
     elif summary.get("gate") == "failed":
         failure = f"the model failed the gate ({', '.join(summary.get('gate_failed', [])) or '?'}); nothing was published"
+    summary["index"] = str(run_dir / INDEX_FILE)
+    atomic_write_text(run_dir / SUMMARY_FILE, json.dumps(run.to_dict(), indent=2, default=str) + "\n")
     try:
         write_run_page(run, failure)
     except Exception as exc:  # noqa: BLE001 (the page must never hide the run's own outcome)
-        summary.pop("index", None)
+        summary.pop("index", None)  # nor may the summary name a page that is not there
+        atomic_write_text(run_dir / SUMMARY_FILE, json.dumps(run.to_dict(), indent=2, default=str) + "\n")
         console.print(f"[yellow]warning:[/] the run page could not be written ({escape(repr(exc))})", highlight=False)
     print_summary(console, run)
     if error is not None:
-        raise SignpipeError(f"{pipeline} run failed at task {run.failed_task or '?'}" + (f": {reason}" if reason else "")
-                            + f" (the task's whole output: {run_dir / LOG_FILE})")
+        raise SignpipeError(f"{pipeline} run {failure} (the task's whole output: {run_dir / LOG_FILE})")
     if summary.get("gate") == "failed":
         raise GateFailedError(run, summary.get("gate_failed", []), summary.get("gate_report", ""))
     return run
