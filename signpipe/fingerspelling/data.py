@@ -322,12 +322,7 @@ class TrainBatches(Iterator[Batch]):
             points, label = self._augmented(int(global_rows[row]), rng)
             samples.append(points)
             labels.append(label)
-        position = state.position + 1
-        self._state = (
-            IteratorState(state.epoch + 1, 0, state.seed)
-            if position == self.batches_per_epoch
-            else IteratorState(state.epoch, position, state.seed)
-        )
+        self._state = state.advanced(self.batches_per_epoch)
         if self.rows == slice(0, self.batch_size):  # this host builds the whole batch
             longest = max(len(points) for points in samples)
         else:  # other hosts' augmented lengths are unknown here; all hosts must agree on the shape

@@ -138,12 +138,7 @@ class SignBatches(Iterator[Batch]):
     def __next__(self) -> Batch:
         state = self._state
         rows = self.batch_rows(state)
-        position = state.position + 1
-        self._state = (
-            IteratorState(state.epoch + 1, 0, state.seed)
-            if position == self.batches_per_epoch
-            else IteratorState(state.epoch, position, state.seed)
-        )
+        self._state = state.advanced(self.batches_per_epoch)
         if self.rows == slice(0, self.batch_size):
             length = bucket_length(int(self.sequences.lengths[rows].max()), self.length_bucket, self.max_frames)
         else:  # all hosts must agree on the shape without seeing each other's rows

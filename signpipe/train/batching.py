@@ -42,6 +42,13 @@ class IteratorState:
     def to_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
 
+    def advanced(self, batches_per_epoch: int) -> IteratorState:
+        """The state after one more batch: the next position, or the next epoch's first."""
+        position = self.position + 1
+        if position == batches_per_epoch:
+            return IteratorState(self.epoch + 1, 0, self.seed)
+        return IteratorState(self.epoch, position, self.seed)
+
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> IteratorState:
         try:
