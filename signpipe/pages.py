@@ -38,7 +38,9 @@ def corpus_size(root: str | Path) -> CorpusSize | None:
     labels: list[str] = []
     participants: set[str] = set()
     found = False
-    for name in ("train.csv", "supplemental_metadata.csv"):
+    from signpipe.data.fingerspelling import PARTS_FILES  # train.csv, then the supplemental metadata
+
+    for name in PARTS_FILES.values():
         path = Path(root) / name
         if not path.is_file():
             continue

@@ -52,8 +52,9 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from signpipe.data.corpus import FINGERSPELLING, ISOLATED_SIGNS, open_parquet, quote_items, read_parquet_columns
-from signpipe.data.schema import CHARACTER_MAP_FILE, N_POINTS, SIGN_MAP_FILE, WIDE_COLUMNS, load_map, packaged_map
-from signpipe.data.schema import character_table
+from signpipe.data.fingerspelling import PARTS_FILES
+from signpipe.data.schema import (CHARACTER_MAP_FILE, N_POINTS, SIGN_MAP_FILE, WIDE_COLUMNS, character_table, load_map,
+                                  packaged_map)
 from signpipe.errors import ConfigError, CorpusError, Problem, SignpipeError
 from signpipe.export.bundle import (
     ARGS_FILE,
@@ -441,7 +442,8 @@ def plan_inputs(inputs: Iterable[str | Path], sequence_ids: Iterable[int] | None
 
 # --- the true answers ---------------------------------------------------------------------------
 
-METADATA_FILES = ("train.csv", "supplemental_metadata.csv")
+METADATA_FILES = tuple(PARTS_FILES.values())
+"""`train.csv` first (the file that makes a folder a corpus), then `supplemental_metadata.csv`."""
 LABEL_COLUMNS = ("phrase", "sign")
 
 
